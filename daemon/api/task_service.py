@@ -1,0 +1,76 @@
+"""TaskService: what clients call to create, inspect, cancel and watch tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from daemon import eventcodec
+from daemon.api import convert
+from daemon.config import Config
+from daemon.errors import InvalidArgument, Unimplemented
+from daemon.tasks import TaskManager
+from protos import task_pb2, task_service_pb2, task_service_pb2_grpc
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+
+Context = Any
+
+
+class TaskService(task_service_pb2_grpc.TaskServiceServicer):
+    def __init__(self, tasks: TaskManager, config: Config) -> None:
+        self._tasks = tasks
+        self._config = config
+
+    async def CreateTask(
+        self, request: task_service_pb2.CreateTaskRequest, context: Context
+    ) -> task_pb2.Task:
+        request_id = convert.request_id(request.request_id)
+        spec = convert.spec_from_proto(request.spec, self._config)
+        return convert.task_to_proto(self._tasks.create(spec, request_id))
+
+    async def GetTask(
+        self, request: task_service_pb2.GetTaskRequest, context: Context
+    ) -> task_pb2.Task:
+        return convert.task_to_proto(self._tasks.get(request.task_id))
+
+    async def ListTasks(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> task_service_pb2.ListTasksResponse:
+        size = request.page_size or DEFAULT_PAGE
+        if size > MAX_PAGE:
+            raise InvalidArgument(
+                "page_size", size, f"use 1 to {MAX_PAGE} (0 means {DEFAULT_PAGE})"
+            )
+        before = None
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise InvalidArgument(
+                    "page_token", request.page_token, "pass the next_page_token of a previous page"
+                )
+            before = int(request.page_token)
+        states = [convert.state_from_proto(s, f"states[{i}]") for i, s in enumerate(request.states)]
+        tasks, more = self._tasks.list_tasks(states, size, before)
+        return task_service_pb2.ListTasksResponse(
+            tasks=[convert.task_to_proto(t) for t in tasks],
+            next_page_token=str(more) if more is not None else "",
+        )
+
+    async def CancelTask(
+        self, request: task_service_pb2.CancelTaskRequest, context: Context
+    ) -> task_pb2.Task:
+        return convert.task_to_proto(self._tasks.cancel(request.task_id, request.reason))
+
+    async def WatchTask(
+        self, request: task_service_pb2.WatchTaskRequest, context: Context
+    ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
+        async for events in self._tasks.watch(request.task_id, request.after_seq):
+            yield task_service_pb2.WatchTaskResponse(
+                events=[eventcodec.to_proto(e) for e in events]
+            )
+
+    async def ApproveAction(
+        self, request: task_service_pb2.ApproveActionRequest, context: Context
+    ) -> task_service_pb2.ApproveActionResponse:
+        raise Unimplemented("approvals come with agent tasks, which this version does not run yet")

@@ -1,0 +1,124 @@
+"""WorkerService: the runners' side of the protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from daemon import eventcodec
+from daemon.api import convert
+from daemon.config import Config
+from daemon.errors import Aborted, InvalidArgument, Unimplemented
+from daemon.supervisor import Supervisor
+from daemon.tasks import TaskManager
+from protos import worker_service_pb2, worker_service_pb2_grpc
+from shared import auth
+
+Context = Any
+MAX_BATCH = 10_000
+
+
+class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
+    def __init__(
+        self,
+        tasks: TaskManager,
+        supervisor: Supervisor,
+        config: Config,
+        clock: Any,
+    ) -> None:
+        self._tasks = tasks
+        self._supervisor = supervisor
+        self._config = config
+        self._clock = clock
+
+    async def _caller(self, request_runner_id: str, context: Context) -> str:
+        """The runner the call's token belongs to; it may act only as itself."""
+        token = auth.token_from_metadata(context.invocation_metadata()) or ""
+        runner_id = self._supervisor.runner_for_token(token)
+        if runner_id is None or runner_id != request_runner_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token does not belong to runner {request_runner_id!r}",
+            )
+        return request_runner_id
+
+    async def Register(
+        self, request: worker_service_pb2.RegisterRequest, context: Context
+    ) -> worker_service_pb2.RegisterResponse:
+        runner_id = await self._caller(request.runner_id, context)
+        if not self._supervisor.register(runner_id, request.pid):
+            raise Aborted(f"{runner_id} is not expected to register now (pid {request.pid})")
+        return worker_service_pb2.RegisterResponse(
+            heartbeat_interval_seconds=1.0, max_wait_seconds=self._config.max_wait_seconds
+        )
+
+    def _wait(self, seconds: float) -> float:
+        if seconds < 0 or seconds != seconds:
+            raise InvalidArgument("wait_seconds", seconds, "use 0 or more seconds")
+        return min(seconds, self._config.max_wait_seconds)
+
+    async def ClaimTask(
+        self, request: worker_service_pb2.ClaimTaskRequest, context: Context
+    ) -> worker_service_pb2.ClaimTaskResponse:
+        runner_id = await self._caller(request.runner_id, context)
+        task = await self._tasks.claim(runner_id, self._wait(request.wait_seconds))
+        if task is None:
+            return worker_service_pb2.ClaimTaskResponse()
+        return worker_service_pb2.ClaimTaskResponse(
+            task=convert.task_to_proto(task), attempt=task.attempt
+        )
+
+    async def Heartbeat(
+        self, request: worker_service_pb2.HeartbeatRequest, context: Context
+    ) -> worker_service_pb2.HeartbeatResponse:
+        runner_id = await self._caller(request.runner_id, context)
+        if not request.task_id:
+            return worker_service_pb2.HeartbeatResponse()
+        cancel = await self._tasks.heartbeat(
+            runner_id, request.task_id, request.attempt, self._wait(request.wait_seconds)
+        )
+        return worker_service_pb2.HeartbeatResponse(cancel_requested=cancel)
+
+    async def PublishEvents(
+        self, request: worker_service_pb2.PublishEventsRequest, context: Context
+    ) -> worker_service_pb2.PublishEventsResponse:
+        runner_id = await self._caller(request.runner_id, context)
+        if len(request.events) > MAX_BATCH:
+            raise InvalidArgument(
+                "events", f"{len(request.events)} events", f"send at most {MAX_BATCH}"
+            )
+        now = self._clock()
+        try:
+            events = [eventcodec.from_proto(e, now, runner_id) for e in request.events]
+        except ValueError as exc:
+            raise InvalidArgument("events", "an event", f"{exc}: set one payload") from None
+        for event in request.events:
+            if event.WhichOneof("payload") == "started" and event.started.pid > 0:
+                self._supervisor.note_task_process(runner_id, event.started.pid)
+        acked, cancel = self._tasks.publish(
+            runner_id, request.task_id, request.attempt, request.first_index, events
+        )
+        return worker_service_pb2.PublishEventsResponse(acked_index=acked, cancel_requested=cancel)
+
+    async def CompleteTask(
+        self, request: worker_service_pb2.CompleteTaskRequest, context: Context
+    ) -> worker_service_pb2.CompleteTaskResponse:
+        runner_id = await self._caller(request.runner_id, context)
+        state = convert.state_from_proto(request.state, "state")
+        result = request.result
+        task = self._tasks.complete(
+            runner_id,
+            request.task_id,
+            request.attempt,
+            state,
+            convert.result_from_proto(result),
+        )
+        self._supervisor.task_done(runner_id)
+        return worker_service_pb2.CompleteTaskResponse(task=convert.task_to_proto(task))
+
+    async def RequestApproval(
+        self, request: worker_service_pb2.RequestApprovalRequest, context: Context
+    ) -> worker_service_pb2.RequestApprovalResponse:
+        await self._caller(request.runner_id, context)
+        raise Unimplemented("approvals come with agent tasks, which this version does not run yet")

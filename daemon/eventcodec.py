@@ -1,0 +1,75 @@
+"""The one place that knows how event payloads are encoded: the store keeps each
+payload as the bytes of its protobuf message, so what a runner sent is stored and
+replayed exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.message import Message
+
+from daemon.model import Event, NewEvent, TaskResult, TaskState
+from protos import event_pb2, task_pb2
+
+_PAYLOAD_TYPES: dict[str, type[Message]] = {
+    f.name: f.message_type._concrete_class  # type: ignore[union-attr]
+    for f in event_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+}
+KINDS = frozenset(_PAYLOAD_TYPES)
+
+
+def state_to_proto(state: TaskState) -> Any:
+    return task_pb2.TaskState.Value(f"TASK_STATE_{state.value}")
+
+
+def result_to_proto(result: TaskResult) -> task_pb2.TaskResult:
+    return task_pb2.TaskResult(
+        exit_code=result.exit_code or 0,
+        has_exit_code=result.exit_code is not None,
+        error=result.error,
+        summary=result.summary,
+    )
+
+
+def _new(kind: str, message: Message, now: float, runner_id: str = "") -> NewEvent:
+    return NewEvent(kind=kind, payload=message.SerializeToString(), time=now, runner_id=runner_id)
+
+
+def queued(reason: str, now: float) -> NewEvent:
+    return _new("queued", event_pb2.Queued(reason=reason), now)
+
+
+def claimed(runner_id: str, now: float) -> NewEvent:
+    return _new("claimed", event_pb2.Claimed(runner_id=runner_id), now, runner_id)
+
+
+def retrying(failed_attempt: int, reason: str, now: float) -> NewEvent:
+    return _new("retrying", event_pb2.Retrying(failed_attempt=failed_attempt, reason=reason), now)
+
+
+def finished(state: TaskState, result: TaskResult, now: float, runner_id: str = "") -> NewEvent:
+    message = event_pb2.Finished(state=state_to_proto(state), result=result_to_proto(result))
+    return _new("finished", message, now, runner_id)
+
+
+def from_proto(event: event_pb2.Event, now: float, runner_id: str) -> NewEvent:
+    """A runner's event as the store keeps it. Raises ValueError for an event with no payload."""
+    kind = event.WhichOneof("payload")
+    if kind is None:
+        raise ValueError("event has no payload")
+    payload: Message = getattr(event, kind)
+    time = event.time.ToNanoseconds() / 1e9 if event.HasField("time") else now
+    return NewEvent(kind=kind, payload=payload.SerializeToString(), time=time, runner_id=runner_id)
+
+
+def to_proto(event: Event) -> event_pb2.Event:
+    message = event_pb2.Event(
+        task_id=event.task_id,
+        seq=event.seq,
+        attempt=event.attempt,
+        cursor=event.cursor,
+        runner_id=event.runner_id,
+    )
+    message.time.FromNanoseconds(int(event.time * 1e9))
+    getattr(message, event.kind).MergeFromString(event.payload)
+    return message

@@ -1,0 +1,168 @@
+"""Wires the daemon together and runs it until a signal or a Shutdown call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from daemon.api.daemon_service import DaemonInfo, DaemonService, RunnerService
+from daemon.api.interceptor import AuthInterceptor
+from daemon.api.later import EventService, SecretService, SkillService
+from daemon.api.task_service import TaskService
+from daemon.api.worker_service import WorkerService
+from daemon.bus import Bus
+from daemon.config import Config
+from daemon.store import Store
+from daemon.supervisor import Supervisor
+from daemon.tasks import TaskManager
+from protos import (
+    daemon_service_pb2,
+    daemon_service_pb2_grpc,
+    event_service_pb2,
+    event_service_pb2_grpc,
+    runner_service_pb2,
+    runner_service_pb2_grpc,
+    secret_service_pb2,
+    secret_service_pb2_grpc,
+    skill_service_pb2,
+    skill_service_pb2_grpc,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+)
+from shared import auth
+from shared.paths import Paths
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def package_version() -> str:
+    try:
+        return version("stigmer-local")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _service_names() -> list[str]:
+    modules = (
+        task_service_pb2,
+        event_service_pb2,
+        runner_service_pb2,
+        secret_service_pb2,
+        skill_service_pb2,
+        daemon_service_pb2,
+        worker_service_pb2,
+    )
+    names = [s.full_name for m in modules for s in m.DESCRIPTOR.services_by_name.values()]
+    return [
+        *names,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    ]
+
+
+async def serve(paths: Paths, config: Config) -> None:
+    clock = time.time
+    started = clock()
+    shutdown = asyncio.Event()
+    store = Store(paths.database)
+    bus = Bus()
+    tasks = TaskManager(store, bus, paths.workspaces_dir, clock)
+    recovered = tasks.recover()
+    if recovered:
+        log.warning(
+            "settled %d task(s) left running by a daemon that did not stop cleanly", recovered
+        )
+    token = auth.load_or_create_token(paths.token_file)
+    socket_target = f"unix://{paths.socket}"
+    supervisor = Supervisor(
+        config.runners,
+        socket_target,
+        paths.log_dir,
+        config.stop_grace_seconds,
+        tasks.runner_lost,
+        clock,
+    )
+
+    server = grpc.aio.server(
+        interceptors=[AuthInterceptor(token, supervisor.runner_for_token)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    info = DaemonInfo(
+        version=package_version(),
+        start_time=started,
+        socket_path=str(paths.socket),
+        tcp_address=config.tcp_address,
+        state_dir=str(paths.state_dir),
+        config_path=str(paths.config_file),
+        log_path=str(paths.daemon_log),
+    )
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(tasks, config), server)
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
+        WorkerService(tasks, supervisor, config, clock), server
+    )
+    daemon_service_pb2_grpc.add_DaemonServiceServicer_to_server(
+        DaemonService(info, tasks, supervisor, shutdown, clock), server
+    )
+    runner_service_pb2_grpc.add_RunnerServiceServicer_to_server(RunnerService(supervisor), server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(), server)
+    secret_service_pb2_grpc.add_SecretServiceServicer_to_server(SecretService(), server)
+    skill_service_pb2_grpc.add_SkillServiceServicer_to_server(SkillService(), server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(_service_names(), server)
+
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()  # stale: we hold the pid lock, so nobody else serves it
+    server.add_insecure_port(socket_target)
+    if config.tcp_address:
+        try:
+            server.add_insecure_port(config.tcp_address)
+        except RuntimeError:
+            raise StartupError(
+                f"cannot listen on {config.tcp_address} (in use?): set [daemon] tcp_address in"
+                f' {paths.config_file} to another address, or to "" to turn TCP off'
+            ) from None
+    await server.start()
+    paths.socket.chmod(0o600)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown.set)
+    supervisor.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "serving on %s%s (pid file %s)",
+        socket_target,
+        f" and {config.tcp_address}" if config.tcp_address else "",
+        paths.pid_file,
+    )
+
+    await shutdown.wait()
+    log.info("shutting down")
+    await health_servicer.enter_graceful_shutdown()
+    await supervisor.stop_all()
+    await server.stop(grace=1.0)
+    store.close()
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()
+    log.info("stopped")

@@ -1,0 +1,311 @@
+"""The task store: SQLite in WAL mode. Events are numbered and stored here before
+anyone sees them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from daemon.model import (
+    CommandSpec,
+    Event,
+    NewEvent,
+    Task,
+    TaskResult,
+    TaskSpec,
+    TaskState,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    request_id TEXT UNIQUE,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    runner_id TEXT NOT NULL DEFAULT '',
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    create_time REAL NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    exit_code INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '',
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    -- highest runner event index stored for the current attempt (dedupe of resends)
+    published_index INTEGER NOT NULL DEFAULT 0,
+    workspace_path TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, pos);
+CREATE TABLE IF NOT EXISTS events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    time REAL NOT NULL,
+    runner_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq) WHERE task_id != '';
+"""
+
+_ACTIVE = (TaskState.CLAIMED.value, TaskState.RUNNING.value)
+
+
+def _spec_to_json(spec: TaskSpec) -> str:
+    return json.dumps(asdict(spec), separators=(",", ":"))
+
+
+def _spec_from_json(text: str) -> TaskSpec:
+    data = json.loads(text)
+    command = data.pop("command")
+    command["argv"] = tuple(command["argv"])
+    return TaskSpec(command=CommandSpec(**command), **data)
+
+
+def _task(row: sqlite3.Row) -> Task:
+    state = TaskState(row["state"])
+    result = (
+        TaskResult(exit_code=row["exit_code"], error=row["error"], summary=row["summary"])
+        if state.terminal
+        else None
+    )
+    return Task(
+        id=row["id"],
+        request_id=row["request_id"] or "",
+        spec=_spec_from_json(row["spec"]),
+        state=state,
+        attempt=row["attempt"],
+        runner_id=row["runner_id"],
+        cancel_requested=bool(row["cancel_requested"]),
+        create_time=row["create_time"],
+        start_time=row["start_time"],
+        end_time=row["end_time"],
+        result=result,
+        last_seq=row["last_seq"],
+        workspace_path=row["workspace_path"],
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        cursor=row["cursor"],
+        task_id=row["task_id"],
+        seq=row["seq"],
+        attempt=row["attempt"],
+        time=row["time"],
+        runner_id=row["runner_id"],
+        kind=row["kind"],
+        payload=row["payload"],
+    )
+
+
+class Store:
+    """All reads and writes of tasks and events. Calls are short and synchronous;
+    WAL keeps readers from blocking the writer."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode loses no committed transaction on a process crash,
+        # only possibly the last ones on a power cut.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- tasks ---------------------------------------------------------------
+
+    def insert_task(
+        self,
+        task_id: str,
+        request_id: str,
+        spec: TaskSpec,
+        workspace_path: str,
+        now: float,
+        first_event: NewEvent,
+    ) -> tuple[Task, list[Event]]:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO tasks (id, request_id, spec, state, create_time, workspace_path)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    task_id,
+                    request_id or None,
+                    _spec_to_json(spec),
+                    TaskState.QUEUED.value,
+                    now,
+                    workspace_path,
+                ),
+            )
+            events = self._append(db, task_id, 0, [first_event])
+        return self.get_task(task_id), events  # type: ignore[return-value]
+
+    def get_task(self, task_id: str) -> Task | None:
+        row = self._db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return _task(row) if row else None
+
+    def get_by_request_id(self, request_id: str) -> Task | None:
+        row = self._db.execute("SELECT * FROM tasks WHERE request_id = ?", (request_id,)).fetchone()
+        return _task(row) if row else None
+
+    def list_tasks(
+        self, states: Sequence[TaskState], limit: int, before_pos: int | None
+    ) -> tuple[list[Task], int | None]:
+        """Newest first. Returns the page and the position to continue before, if more."""
+        where: list[str] = []
+        args: list[object] = []
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(s.value for s in states)
+        if before_pos is not None:
+            where.append("pos < ?")
+            args.append(before_pos)
+        sql = "SELECT * FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY pos DESC LIMIT ?"
+        rows = self._db.execute(sql, (*args, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_task(r) for r in rows], (rows[-1]["pos"] if more else None)
+
+    def count_by_state(self) -> dict[TaskState, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()
+        return {TaskState(r[0]): r[1] for r in rows}
+
+    def active_tasks(self, runner_id: str | None = None) -> list[Task]:
+        sql = "SELECT * FROM tasks WHERE state IN (?, ?)"
+        args: tuple[str, ...] = _ACTIVE
+        if runner_id is not None:
+            sql += " AND runner_id = ?"
+            args = (*_ACTIVE, runner_id)
+        return [_task(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def claim_next(self, runner_id: str, now: float, event: NewEvent) -> Task | None:
+        """Claims the oldest queued task for `runner_id`, atomically (one UPDATE)."""
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE tasks SET state = ?, attempt = attempt + 1, runner_id = ?,"
+                " published_index = 0, start_time = NULL"
+                " WHERE pos = (SELECT pos FROM tasks WHERE state = ? ORDER BY pos LIMIT 1)"
+                " AND state = ? RETURNING id, attempt",
+                (
+                    TaskState.CLAIMED.value,
+                    runner_id,
+                    TaskState.QUEUED.value,
+                    TaskState.QUEUED.value,
+                ),
+            ).fetchone()
+            if row is None:
+                return None
+            self._append(db, row["id"], row["attempt"], [event])
+        return self.get_task(row["id"])
+
+    def set_running(self, task_id: str, attempt: int, now: float) -> None:
+        self._db.execute(
+            "UPDATE tasks SET state = ?, start_time = ? WHERE id = ? AND attempt = ? AND state = ?",
+            (TaskState.RUNNING.value, now, task_id, attempt, TaskState.CLAIMED.value),
+        )
+
+    def request_cancel(self, task_id: str) -> None:
+        self._db.execute("UPDATE tasks SET cancel_requested = 1 WHERE id = ?", (task_id,))
+
+    def finish(
+        self,
+        task_id: str,
+        state: TaskState,
+        result: TaskResult,
+        now: float,
+        event: NewEvent,
+        attempt: int,
+    ) -> list[Event]:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, end_time = ?, exit_code = ?, error = ?, summary = ?"
+                " WHERE id = ?",
+                (state.value, now, result.exit_code, result.error, result.summary, task_id),
+            )
+            return self._append(db, task_id, attempt, [event])
+
+    def requeue(self, task_id: str, attempt: int, events: Sequence[NewEvent]) -> list[Event]:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, runner_id = '', start_time = NULL WHERE id = ?",
+                (TaskState.QUEUED.value, task_id),
+            )
+            return self._append(db, task_id, attempt, events)
+
+    # -- events --------------------------------------------------------------
+
+    def append_published(
+        self, task_id: str, attempt: int, first_index: int, events: Sequence[NewEvent]
+    ) -> tuple[int, list[Event]]:
+        """Stores a runner's batch, dropping indices already stored. Returns the
+        highest stored index and the events newly stored."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT published_index FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+            stored = row["published_index"]
+            skip = max(0, stored + 1 - first_index)
+            fresh = events[skip:]
+            if first_index > stored + 1 or not fresh:
+                # A gap means the runner lost track; keep what we have and say so.
+                return stored, []
+            new = self._append(db, task_id, attempt, fresh)
+            acked = first_index + len(events) - 1
+            db.execute("UPDATE tasks SET published_index = ? WHERE id = ?", (acked, task_id))
+            return acked, new
+
+    def _append(
+        self, db: sqlite3.Connection, task_id: str, attempt: int, events: Iterable[NewEvent]
+    ) -> list[Event]:
+        last = db.execute("SELECT last_seq FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
+        rows = []
+        for event in events:
+            last += 1
+            rows.append(
+                (task_id, last, attempt, event.time, event.runner_id, event.kind, event.payload)
+            )
+        db.executemany(
+            "INSERT INTO events (task_id, seq, attempt, time, runner_id, kind, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        # One writer inside one transaction: AUTOINCREMENT hands out consecutive cursors.
+        end = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        cursors = range(end - len(rows) + 1, end + 1)
+        db.execute("UPDATE tasks SET last_seq = ? WHERE id = ?", (last, task_id))
+        return [
+            Event(c, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+            for c, r in zip(cursors, rows, strict=True)
+        ]
+
+    def events_after(self, task_id: str, after_seq: int, limit: int) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (task_id, after_seq, limit),
+        ).fetchall()
+        return [_event(r) for r in rows]

@@ -1,0 +1,215 @@
+"""The task manager: the life cycle of tasks and their events, on top of the store."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+from daemon import bus as busmod
+from daemon import eventcodec, policy
+from daemon.bus import Bus
+from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from daemon.model import Event, NewEvent, Task, TaskResult, TaskSpec, TaskState
+from daemon.store import Store
+
+log = logging.getLogger(__name__)
+
+WATCH_BATCH = 1000
+
+
+def new_task_id() -> str:
+    return "t-" + secrets.token_hex(6)
+
+
+class TaskManager:
+    def __init__(
+        self, store: Store, bus: Bus, workspaces_dir: Path, clock: Callable[[], float]
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._workspaces = workspaces_dir
+        self._clock = clock
+
+    # -- clients -------------------------------------------------------------
+
+    def create(self, spec: TaskSpec, request_id: str) -> Task:
+        if request_id:
+            existing = self._store.get_by_request_id(request_id)
+            if existing is not None:
+                if existing.spec != spec:
+                    raise AlreadyExists(
+                        f"request_id {request_id!r} was already used for task {existing.id}"
+                        " with a different spec; use a new request_id for a new task"
+                    )
+                return existing
+        task_id = new_task_id()
+        workspace = spec.workspace_path or str(self._workspaces / task_id)
+        now = self._clock()
+        task, events = self._store.insert_task(
+            task_id, request_id, spec, workspace, now, eventcodec.queued("created", now)
+        )
+        self._published(task_id, events)
+        self._bus.notify(busmod.QUEUE)
+        return task
+
+    def get(self, task_id: str) -> Task:
+        task = self._store.get_task(task_id)
+        if task is None:
+            raise NotFound(f"no task with id {task_id!r}; `stigmer task list` shows the tasks")
+        return task
+
+    def list_tasks(
+        self, states: Sequence[TaskState], limit: int, before_pos: int | None
+    ) -> tuple[list[Task], int | None]:
+        return self._store.list_tasks(states, limit, before_pos)
+
+    def counts(self) -> dict[TaskState, int]:
+        return self._store.count_by_state()
+
+    def cancel(self, task_id: str, reason: str) -> Task:
+        task = self.get(task_id)
+        if task.state.terminal or task.cancel_requested:
+            return task
+        if task.state is TaskState.QUEUED:
+            self._finish(task, TaskState.CANCELLED, TaskResult(error=reason or "cancelled"))
+        else:
+            self._store.request_cancel(task_id)
+            self._bus.notify(busmod.cancel_key(task_id))
+        return self.get(task_id)
+
+    async def watch(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
+        """Stored events after `after_seq`, then live ones, until the finished event."""
+        self.get(task_id)
+        cursor = after_seq
+        while True:
+            listener = self._bus.listener(busmod.events_key(task_id))
+            events = self._store.events_after(task_id, cursor, WATCH_BATCH)
+            if events:
+                yield events
+                cursor = events[-1].seq
+                if events[-1].kind == "finished":
+                    return
+                continue
+            task = self.get(task_id)
+            if task.state.terminal and cursor >= task.last_seq:
+                return
+            await listener.wait()
+
+    # -- runners -------------------------------------------------------------
+
+    async def claim(self, runner_id: str, wait_seconds: float) -> Task | None:
+        deadline = self._clock() + wait_seconds
+        while True:
+            listener = self._bus.listener(busmod.QUEUE)
+            now = self._clock()
+            task = self._store.claim_next(runner_id, now, eventcodec.claimed(runner_id, now))
+            if task is not None:
+                self._bus.notify(busmod.events_key(task.id))
+                return task
+            remaining = deadline - self._clock()
+            if remaining <= 0 or not await busmod.wait(listener, remaining):
+                return None
+
+    def _owned(self, task_id: str, runner_id: str, attempt: int) -> Task:
+        task = self.get(task_id)
+        if task.runner_id != runner_id or task.attempt != attempt or not task.state.active:
+            raise FailedPrecondition(
+                f"task {task_id} attempt {attempt} is not held by {runner_id}"
+                f" (state {task.state.value}, attempt {task.attempt}, runner {task.runner_id!r})"
+            )
+        return task
+
+    async def heartbeat(
+        self, runner_id: str, task_id: str, attempt: int, wait_seconds: float
+    ) -> bool:
+        """True when the task's cancel is requested; waits up to `wait_seconds` for one."""
+        listener = self._bus.listener(busmod.cancel_key(task_id))
+        task = self._owned(task_id, runner_id, attempt)
+        if task.cancel_requested:
+            return True
+        if wait_seconds > 0 and await busmod.wait(listener, wait_seconds):
+            return self.get(task_id).cancel_requested
+        return False
+
+    def publish(
+        self,
+        runner_id: str,
+        task_id: str,
+        attempt: int,
+        first_index: int,
+        events: Sequence[NewEvent],
+    ) -> tuple[int, bool]:
+        """Stores a runner's events; returns the acked index and whether cancel is requested."""
+        if first_index < 1:
+            raise InvalidArgument("first_index", first_index, "runner event indices start at 1")
+        task = self._owned(task_id, runner_id, attempt)
+        acked, stored = self._store.append_published(task_id, attempt, first_index, events)
+        if any(e.kind == "started" for e in stored):
+            self._store.set_running(task_id, attempt, self._clock())
+        self._published(task_id, stored)
+        return acked, task.cancel_requested
+
+    def complete(
+        self, runner_id: str, task_id: str, attempt: int, state: TaskState, result: TaskResult
+    ) -> Task:
+        task = self.get(task_id)
+        if task.state.terminal and task.attempt == attempt and task.runner_id == runner_id:
+            return task  # a resend of a completion that landed
+        task = self._owned(task_id, runner_id, attempt)
+        if not state.terminal:
+            raise InvalidArgument("state", state.value, "a completion needs a terminal state")
+        self._finish(task, state, result, runner_id)
+        return self.get(task_id)
+
+    def runner_lost(self, runner_id: str, reason: str) -> list[Task]:
+        """Ends or requeues every task the runner held; returns them as they were."""
+        lost = self._store.active_tasks(runner_id)
+        for task in lost:
+            self._settle(task, f"runner {runner_id} {reason} while the task was running")
+        return lost
+
+    def recover(self) -> int:
+        """At start: tasks left active by a daemon that did not stop cleanly."""
+        stranded = self._store.active_tasks()
+        for task in stranded:
+            self._settle(task, "the daemon stopped while the task was running")
+        return len(stranded)
+
+    # -- internals -----------------------------------------------------------
+
+    def _settle(self, task: Task, reason: str) -> None:
+        outcome = policy.after_runner_loss(task)
+        if outcome is TaskState.QUEUED:
+            now = self._clock()
+            events = self._store.requeue(
+                task.id,
+                task.attempt,
+                [eventcodec.retrying(task.attempt, reason, now), eventcodec.queued("retry", now)],
+            )
+            log.info("task %s requeued: %s", task.id, reason)
+            self._published(task.id, events)
+            self._bus.notify(busmod.QUEUE)
+        else:
+            error = "cancelled" if outcome is TaskState.CANCELLED else reason
+            self._finish(task, outcome, TaskResult(error=error))
+
+    def _finish(
+        self, task: Task, state: TaskState, result: TaskResult, runner_id: str = ""
+    ) -> None:
+        now = self._clock()
+        events = self._store.finish(
+            task.id,
+            state,
+            result,
+            now,
+            eventcodec.finished(state, result, now, runner_id),
+            task.attempt,
+        )
+        log.info("task %s %s%s", task.id, state.value, f": {result.error}" if result.error else "")
+        self._published(task.id, events)
+
+    def _published(self, task_id: str, events: list[Event]) -> None:
+        if events:
+            self._bus.notify(busmod.events_key(task_id))
