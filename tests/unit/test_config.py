@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Config, ConfigError, load, parse
+
+
+def test_defaults_when_no_file(tmp_path: Path) -> None:
+    assert load(tmp_path / "missing.toml") == Config()
+
+
+def test_values_are_read() -> None:
+    config = parse('[daemon]\ntcp_address = ""\n[runners]\ncount = 4\n[tasks]\nmax_attempts = 3\n')
+    assert config.tcp_address == ""
+    assert config.runners == 4
+    assert config.default_max_attempts == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[runners]\ncount = -1\n", ["runners.count", "-1", "0 to 64"]),
+        ("[runners]\ncount = 'two'\n", ["runners.count", "'two'"]),
+        ("[runners]\ncounts = 2\n", ["unknown key runners.counts", "allowed: count"]),
+        ("[nope]\n", ["unknown section [nope]", "[daemon]"]),
+        ("[daemon]\ntcp_address = 'localhost'\n", ["daemon.tcp_address", "host:port"]),
+        ("[tasks]\ndefault_timeout_seconds = true\n", ["tasks.default_timeout_seconds", "True"]),
+        ("runners = [", ["not valid TOML"]),
+    ],
+)
+def test_errors_name_key_value_and_fix(text: str, names: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_integer_accepted_where_seconds_expected() -> None:
+    assert parse("[tasks]\ndefault_timeout_seconds = 60\n").default_timeout_seconds == 60.0
