@@ -44,7 +44,7 @@ protos-check: $(VENV)/.installed-dev
 	done && echo "protos up to date"
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

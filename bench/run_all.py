@@ -1,0 +1,14 @@
+"""`make bench`: every benchmark, one after the other, each printing its figures."""
+
+from __future__ import annotations
+
+from bench import claim_latency, cli_list, log_events, startup
+
+
+def main() -> None:
+    for module in (startup, cli_list, claim_latency, log_events):
+        module.main()
+
+
+if __name__ == "__main__":
+    main()
