@@ -13,9 +13,7 @@ TASKS = 200
 
 async def _measure() -> list[float]:
     async with running_daemon(runners=2) as daemon, daemon.channel() as channel:
-        stub: task_service_pb2_grpc.TaskServiceAsyncStub = task_service_pb2_grpc.TaskServiceStub(
-            channel
-        )  # type: ignore[assignment]
+        stub = task_service_pb2_grpc.TaskServiceStub(channel)
         md = daemon.metadata()
         latencies = []
         for _ in range(TASKS):

@@ -18,7 +18,7 @@ PRODUCER = (
 
 
 async def _one(
-    stub: task_service_pb2_grpc.TaskServiceStub, md: tuple[tuple[str, str]]
+    stub: task_service_pb2_grpc.TaskServiceAsyncStub, md: tuple[tuple[str, str]]
 ) -> tuple[float, int, float, float]:
     import sys
 
@@ -52,9 +52,7 @@ async def _one(
 
 async def _measure() -> list[tuple[float, int, float, float]]:
     async with running_daemon(runners=1) as daemon, daemon.channel() as channel:
-        stub: task_service_pb2_grpc.TaskServiceAsyncStub = task_service_pb2_grpc.TaskServiceStub(
-            channel
-        )  # type: ignore[assignment]
+        stub = task_service_pb2_grpc.TaskServiceStub(channel)
         return [await _one(stub, daemon.metadata()) for _ in range(RUNS)]
 
 

@@ -74,11 +74,10 @@ class Client:
     health: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        # The generated stubs work on an aio channel; the Async types say so to mypy.
-        self.tasks = task_service_pb2_grpc.TaskServiceStub(self.channel)  # type: ignore[assignment]
-        self.daemon = daemon_service_pb2_grpc.DaemonServiceStub(self.channel)  # type: ignore[assignment]
-        self.runners = runner_service_pb2_grpc.RunnerServiceStub(self.channel)  # type: ignore[assignment]
-        self.worker = worker_service_pb2_grpc.WorkerServiceStub(self.channel)  # type: ignore[assignment]
+        self.tasks = task_service_pb2_grpc.TaskServiceStub(self.channel)
+        self.daemon = daemon_service_pb2_grpc.DaemonServiceStub(self.channel)
+        self.runners = runner_service_pb2_grpc.RunnerServiceStub(self.channel)
+        self.worker = worker_service_pb2_grpc.WorkerServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     @property
