@@ -201,11 +201,10 @@ class Daemon:
             self.process.wait()
 
 
-def processes_with(marker: str) -> list[psutil.Process]:
-    """Live processes whose command line contains `marker`."""
+def processes_with(*argv: str) -> list[psutil.Process]:
+    """Live processes whose command line is exactly `argv`."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
-        cmdline = " ".join(proc.info["cmdline"] or ())
-        if marker in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+        if proc.info["cmdline"] == list(argv) and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc)
     return found
