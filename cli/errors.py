@@ -1,0 +1,54 @@
+"""The CLI's exit codes and the errors that carry them to `main()`.
+
+Exit codes (one small table, used by every command):
+
+    0    success
+    1    general failure (the daemon refused or could not do it, a task failed
+         without an exit code, the daemon did not start or stop in time)
+    2    bad input or usage (a bad option, INVALID_ARGUMENT, OUT_OF_RANGE)
+    3    the daemon is not running (no socket, or UNAVAILABLE)
+    124  `stigmer run`: the task timed out (as timeout(1))
+    130  interrupted (Ctrl-C), or `stigmer run`: the task was cancelled
+
+`stigmer run` and `task watch --exit-status` otherwise exit with the task's
+own exit code, as `docker run` does.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    DAEMON_NOT_RUNNING = 3
+    TIMED_OUT = 124
+    INTERRUPTED = 130
+
+
+DAEMON_NOT_RUNNING_MESSAGE = "daemon not running: start it with `stigmer local start`"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = int(exit_code)
+
+
+class UsageError(CliError):
+    """Input that is wrong before anything is sent to the daemon."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"error: {message}", ExitCode.USAGE)
+
+
+class DaemonNotRunning(CliError):
+    """No daemon answers on the socket."""
+
+    def __init__(self, message: str = DAEMON_NOT_RUNNING_MESSAGE) -> None:
+        super().__init__(message, ExitCode.DAEMON_NOT_RUNNING)

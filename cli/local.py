@@ -1,0 +1,172 @@
+"""`stigmer local ...`: start, stop and inspect the daemon on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import runtime
+
+# Command bodies import what they need: every `stigmer` call builds this app,
+# and most use only one command (see cli/main.py).
+if TYPE_CHECKING:
+    from protos.daemon_service_pb2 import DaemonStatus
+
+app = typer.Typer(
+    help="Start, stop and inspect the local daemon.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+StartTimeout = Annotated[
+    float,
+    typer.Option("--timeout", min=0, help="Seconds to wait for the daemon and its runners."),
+]
+StopTimeout = Annotated[
+    float, typer.Option("--timeout", min=0, help="Seconds to wait for the daemon to exit.")
+]
+
+
+@app.command()
+def start(timeout: StartTimeout = 20.0, json: JsonOption = False) -> None:
+    """Start the daemon in the background (does nothing if it is running)."""
+    runtime.run(_start(timeout, json))
+
+
+@app.command()
+def stop(timeout: StopTimeout = 15.0) -> None:
+    """Stop the daemon and its runners."""
+    runtime.run(_stop(timeout))
+
+
+@app.command()
+def restart(
+    timeout: StartTimeout = 20.0,
+    stop_timeout: Annotated[
+        float, typer.Option("--stop-timeout", min=0, help="Seconds to wait for it to exit.")
+    ] = 15.0,
+    json: JsonOption = False,
+) -> None:
+    """Stop the daemon if it runs, then start it."""
+    runtime.run(_restart(stop_timeout, timeout, json))
+
+
+@app.command()
+def status(json: JsonOption = False) -> None:
+    """Show the daemon's status (exit code 3 when it is not running)."""
+    runtime.run(_status(json))
+
+
+@app.command()
+def logs(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing what is appended.")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, help="How many lines to print first.")
+    ] = 50,
+) -> None:
+    """Print the end of the daemon's log."""
+    from cli.daemon_log import follow as follow_log
+    from cli.daemon_log import size_of, tail_lines
+    from cli.output import say
+    from shared.paths import resolve
+
+    path = resolve().daemon_log
+    if path.exists():
+        sys.stdout.buffer.write(b"".join(tail_lines(path, lines)))
+        sys.stdout.buffer.flush()
+    elif not follow:
+        say(f"no daemon log yet ({path})")
+        return
+    if follow:
+        try:
+            follow_log(path, size_of(path))
+        except KeyboardInterrupt:
+            # Following ends only this way: a normal end, not a failure.
+            return
+
+
+def _show_status(status: DaemonStatus, as_json: bool) -> None:
+    from cli.output import print_fields, print_json, to_dict
+    from cli.views import status_fields
+
+    if as_json:
+        print_json(to_dict(status))
+    else:
+        print_fields(status_fields(status))
+
+
+async def _status(as_json: bool) -> int:
+    from cli.client import DaemonClient
+    from protos.daemon_service_pb2 import GetStatusRequest
+
+    async with DaemonClient() as client:
+        status = await client.unary(client.daemon.GetStatus, GetStatusRequest())
+    _show_status(status, as_json)
+    return 0
+
+
+async def _start(wait_seconds: float, as_json: bool) -> int:
+    from cli import launcher
+    from cli.output import say
+    from shared.paths import resolve
+
+    paths = resolve()
+    status = await launcher.probe(paths)
+    if status is not None:
+        say(f"daemon already running (pid {status.pid})")
+        _show_status(status, as_json)
+        return 0
+    offset = launcher.log_size(paths)
+    pid = launcher.pid_from_file(paths)
+    process = None
+    if pid is None:
+        process = launcher.spawn(paths)
+        pid = process.pid
+    else:
+        say(f"a daemon (pid {pid}) is already starting; waiting for it")
+    status = await launcher.wait_ready(paths, process, pid, wait_seconds, offset)
+    say(f"daemon started (pid {status.pid})")
+    _show_status(status, as_json)
+    return 0
+
+
+async def _stop(wait_seconds: float) -> int:
+    from cli import launcher
+    from cli.client import DaemonClient
+    from cli.errors import CliError, DaemonNotRunning
+    from cli.output import say
+    from protos.daemon_service_pb2 import GetStatusRequest, ShutdownRequest
+    from shared.paths import resolve
+
+    paths = resolve()
+    try:
+        async with DaemonClient(paths) as client:
+            status = await client.unary(client.daemon.GetStatus, GetStatusRequest())
+            pid = status.pid or launcher.pid_from_file(paths)
+            # It may close the connection as it goes; the wait below tells.
+            with contextlib.suppress(DaemonNotRunning):
+                await client.unary(client.daemon.Shutdown, ShutdownRequest())
+    except DaemonNotRunning:
+        say("daemon not running")
+        return 0
+    if pid:
+        with launcher.Progress() as progress:
+            progress.update(f"stopping daemon (pid {pid})…")
+            stopped = await launcher.wait_exit(pid, wait_seconds)
+        if not stopped:
+            raise CliError(
+                f"error: the daemon (pid {pid}) did not stop within {wait_seconds:g} s; "
+                f"see `stigmer local logs`, or end it with `kill {pid}`"
+            )
+    say(f"stopped (pid {pid})" if pid else "stopped")
+    return 0
+
+
+async def _restart(stop_timeout: float, start_timeout: float, as_json: bool) -> int:
+    await _stop(stop_timeout)
+    return await _start(start_timeout, as_json)
