@@ -215,3 +215,40 @@ async def _all_running(client: Client) -> bool:
 async def _running(client: Client, task_id: str) -> task_pb2.Task | None:
     task = await client.get(task_id)
     return task if task.state == S.TASK_STATE_RUNNING else None
+
+
+async def test_a_background_child_does_not_hold_up_the_end(daemon: Daemon) -> None:
+    client = await daemon.start()
+    marker = f"{uuid.uuid4().int % 10**6 + 7000}.125"
+    task = await client.create(["sh", "-c", f"sleep {marker} & echo done"])
+    events = await client.events(task.id)
+    assert finished(events).state == S.TASK_STATE_SUCCEEDED
+    assert output_of(events) == b"done\n"
+    # What the program left behind in its group is ended with it.
+    await wait_until(
+        lambda: not processes_with("sleep", marker), what="the background sleep to end"
+    )
+
+
+async def test_death_by_signal_is_described(daemon: Daemon) -> None:
+    client = await daemon.start()
+    end = finished(await client.events((await client.create(["sh", "-c", "kill -9 $$"])).id))
+    assert end.state == S.TASK_STATE_FAILED
+    assert end.result.exit_code == -9 and end.result.error == "killed by signal 9 (SIGKILL)"
+
+
+async def test_stdin_is_closed(daemon: Daemon) -> None:
+    client = await daemon.start()
+    task = await client.create([sys.executable, "-c", "import sys; print(repr(sys.stdin.read()))"])
+    events = await client.events(task.id)
+    assert output_of(events) == b"''\n"
+    assert finished(events).state == S.TASK_STATE_SUCCEEDED
+
+
+async def test_large_output_arrives_whole_and_in_order(daemon: Daemon) -> None:
+    client = await daemon.start()
+    script = "import sys\nfor i in range(50000):\n    sys.stdout.write(f'{i}\\n')\n"
+    task = await client.create([sys.executable, "-c", script])
+    events = await client.events(task.id)
+    assert output_of(events) == "".join(f"{i}\n" for i in range(50000)).encode()
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
