@@ -201,6 +201,14 @@ class Daemon:
             self.process.wait()
 
 
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie waiting for a parent that is not ours counts)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def processes_with(*argv: str) -> list[psutil.Process]:
     """Live processes whose command line is exactly `argv`."""
     found = []

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from protos import event_pb2, runner_pb2, runner_service_pb2, task_pb2, task_service_pb2
-from tests.support import Client, Daemon, output_of, processes_with, wait_until
+from tests.support import Client, Daemon, gone, output_of, processes_with, wait_until
 
 S = task_pb2
 
@@ -164,7 +164,7 @@ async def test_daemon_sigkill_then_restart_settles_the_task(daemon: Daemon) -> N
     runners = daemon.runner_pids()
     daemon.kill()
     # Runners and their programs die with the daemon.
-    await wait_until(lambda: not any(psutil.pid_exists(p) for p in runners), what="runners to die")
+    await wait_until(lambda: all(gone(p) for p in runners), what="runners to die")
     await wait_until(lambda: not processes_with("sleep", marker), what="the program to die")
     for channel in daemon.channels:
         await channel.close(None)
@@ -197,7 +197,7 @@ async def test_clean_shutdown_removes_socket_and_pid_file(daemon: Daemon) -> Non
     assert daemon.stop() == 0
     assert not daemon.paths.socket.exists()
     assert not daemon.paths.pid_file.exists()
-    assert not any(psutil.pid_exists(p) for p in runners)
+    assert all(gone(p) for p in runners)
 
 
 async def _runners(client: Client) -> list[runner_pb2.Runner]:
