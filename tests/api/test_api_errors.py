@@ -229,3 +229,49 @@ async def test_socket_token_and_folders_are_private(client: Client, daemon: Daem
     assert p.runtime_dir.stat().st_mode & 0o777 == 0o700
     assert p.token_file.stat().st_mode & 0o777 == 0o600
     assert p.state_dir.stat().st_mode & 0o777 == 0o700
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def test_tcp_listener_needs_the_token_too(home: Path) -> None:
+    port = _free_port()
+    write_config(home, f'[daemon]\ntcp_address = "127.0.0.1:{port}"\n[runners]\ncount = 0\n')
+    daemon = Daemon(home)
+    try:
+        unix = await daemon.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            tcp = Client(channel, unix.token)
+            assert (await tcp.status()).tcp_address == f"127.0.0.1:{port}"
+            code, _ = await _code(tcp.tasks.ListTasks(task_service_pb2.ListTasksRequest()))
+            assert code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        for channel in daemon.channels:
+            await channel.close(None)
+        daemon.stop()
+
+
+async def test_tcp_address_in_use_is_a_clear_refusal(home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        write_config(home, f'[daemon]\ntcp_address = "127.0.0.1:{port}"\n')
+        result = subprocess.run(
+            [sys.executable, "-m", "daemon"],
+            cwd=REPO,
+            env=Daemon(home).env,
+            capture_output=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}".encode() in result.stderr
+    assert b"tcp_address" in result.stderr

@@ -173,3 +173,11 @@ async def test_run_survives_a_daemon_restart(daemon: Daemon, tmp_path: Path) -> 
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_start_with_a_bad_config_says_why(home: Path) -> None:
+    (home / "config" / "config.toml").write_text("[runners]\ncount = 100\n")
+    result = stigmer(home, "local", "start")
+    assert result.returncode == 1
+    assert "runners.count = 100 is not allowed" in result.stderr
+    assert "Traceback" not in result.stderr
