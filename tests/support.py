@@ -142,6 +142,16 @@ class Daemon:
             )
         return self.process
 
+    def run_to_exit(self) -> subprocess.CompletedProcess[bytes]:
+        """Runs a daemon in the foreground that is expected to refuse to start."""
+        return subprocess.run(
+            [sys.executable, "-m", "daemon"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            timeout=30,
+        )
+
     def log_text(self) -> str:
         return self._log.read_text() if self._log.exists() else ""
 

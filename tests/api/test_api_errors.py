@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos import task_pb2, task_service_pb2
-from tests.support import REPO, Client, Daemon, write_config
+from tests.support import Client, Daemon, write_config
 
 QUEUED = task_pb2.TASK_STATE_QUEUED
 
@@ -195,13 +193,7 @@ async def test_health_and_reflection(client: Client) -> None:
 
 
 async def test_second_daemon_on_same_state_is_refused(client: Client, daemon: Daemon) -> None:
-    second = subprocess.run(
-        [sys.executable, "-m", "daemon"],
-        cwd=REPO,
-        env=daemon.env,
-        capture_output=True,
-        timeout=30,
-    )
+    second = daemon.run_to_exit()
     assert second.returncode == 2
     assert daemon.process is not None
     assert b"already running" in second.stderr
@@ -212,13 +204,7 @@ async def test_second_daemon_on_same_state_is_refused(client: Client, daemon: Da
 async def test_malformed_config_is_refused_with_the_key(home: Path) -> None:
     write_config(home, "[runners]\ncount = 'many'\n")
     daemon = Daemon(home)
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon"],
-        cwd=REPO,
-        env=daemon.env,
-        capture_output=True,
-        timeout=30,
-    )
+    result = daemon.run_to_exit()
     assert result.returncode == 1
     assert b"runners.count = 'many' is not allowed" in result.stderr
 
@@ -265,13 +251,7 @@ async def test_tcp_address_in_use_is_a_clear_refusal(home: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         write_config(home, f'[daemon]\ntcp_address = "127.0.0.1:{port}"\n')
-        result = subprocess.run(
-            [sys.executable, "-m", "daemon"],
-            cwd=REPO,
-            env=Daemon(home).env,
-            capture_output=True,
-            timeout=30,
-        )
+        result = Daemon(home).run_to_exit()
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}".encode() in result.stderr
     assert b"tcp_address" in result.stderr

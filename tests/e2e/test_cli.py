@@ -121,19 +121,28 @@ def test_bad_input_is_one_clear_line(started: Path, args: tuple[str, ...], needl
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
-def test_ctrl_c_cancels_the_task(started: Path) -> None:
-    marker = f"{uuid.uuid4().int % 10**6 + 7000}.5"
+def run_attached(home: Path, marker: str) -> subprocess.Popen[str]:
+    """`stigmer run` of a long sleep, returned once the task's first output arrived."""
     cli = subprocess.Popen(
         [STIGMER, "run", "--cmd", "--", "sh", "-c", f"echo begun; sleep {marker}"],
-        env=env_for(started),
+        env=env_for(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
     )
+    assert cli.stdout is not None
+    first = cli.stdout.readline()
+    if first != "begun\n":
+        cli.kill()
+        raise AssertionError(f"unexpected first output {first!r}: {cli.communicate()[1]}")
+    return cli
+
+
+def test_ctrl_c_cancels_the_task(started: Path) -> None:
+    marker = f"{uuid.uuid4().int % 10**6 + 7000}.5"
+    cli = run_attached(started, marker)
     try:
-        assert cli.stdout is not None
-        assert cli.stdout.readline() == "begun\n"
         cli.send_signal(signal.SIGINT)
         cli.wait(30)
         assert cli.returncode == 130
@@ -149,17 +158,8 @@ def test_ctrl_c_cancels_the_task(started: Path) -> None:
 async def test_run_survives_a_daemon_restart(daemon: Daemon, tmp_path: Path) -> None:
     await daemon.start()
     marker = f"{uuid.uuid4().int % 10**6 + 7000}.5"
-    cli = subprocess.Popen(
-        [STIGMER, "run", "--cmd", "--", "sh", "-c", f"echo begun; sleep {marker}"],
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    cli = run_attached(daemon.home, marker)
     try:
-        assert cli.stdout is not None
-        assert cli.stdout.readline() == "begun\n"
         daemon.kill()
         for channel in daemon.channels:
             await channel.close(None)
