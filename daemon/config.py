@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import enum
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 
 class ConfigError(Exception):
     pass
+
+
+class AutoRestart(enum.Enum):
+    UNEXPECTED = "unexpected"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class RunnerPolicy:
+    """How runners are supervised (supervisord's meanings, plus backoff and hang checks)."""
+
+    autorestart: AutoRestart = AutoRestart.UNEXPECTED
+    # Exit codes that count as expected (an exit by signal never does).
+    exitcodes: frozenset[int] = frozenset({0})
+    start_timeout_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 15.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    # Staying RUNNING this long forgets earlier failures.
+    stable_seconds: float = 60.0
+    # More than max_failures within failure_window_seconds is FATAL.
+    max_failures: int = 5
+    failure_window_seconds: float = 300.0
+    stop_grace_seconds: float = 10.0
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 3
 
 
 @dataclass(frozen=True)
@@ -22,57 +50,95 @@ class Config:
     default_max_attempts: int = 1
     # How long ClaimTask and Heartbeat may hold a call.
     max_wait_seconds: float = 5.0
-    # How long a runner has to exit after SIGTERM before SIGKILL.
-    stop_grace_seconds: float = 10.0
+    policy: RunnerPolicy = field(default_factory=RunnerPolicy)
 
 
-# section -> key -> (Config field, type, check, what is allowed)
-_SCHEMA: dict[str, dict[str, tuple[str, type, Any, str]]] = {
+@dataclass(frozen=True)
+class _Key:
+    attr: str
+    convert: Callable[[object], object]  # raises ValueError when not allowed
+    allowed: str
+    # Keys of the runner policy live in Config.policy.
+    in_policy: bool = False
+
+
+def _number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[object], object]:
+    def convert(value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        if kind is int and not isinstance(value, int):
+            raise ValueError
+        if value < lo or value > hi or (lo_open and value == lo):
+            raise ValueError
+        return kind(value)
+
+    return convert
+
+
+def _seconds(lo: float, hi: float) -> tuple[Callable[[object], object], str]:
+    return _number(float, lo, hi, lo_open=True), f"seconds, more than {lo:g} and at most {hi:g}"
+
+
+def _whole(lo: int, hi: int) -> tuple[Callable[[object], object], str]:
+    return _number(int, lo, hi), f"a whole number from {lo} to {hi}"
+
+
+def _address(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError
+    host, sep, port = value.rpartition(":")
+    if value and not (sep and host and port.isdigit() and 0 <= int(port) <= 65535):
+        raise ValueError
+    return value
+
+
+def _autorestart(value: object) -> object:
+    return AutoRestart(value)
+
+
+def _exitcodes(value: object) -> object:
+    if not isinstance(value, list) or not value:
+        raise ValueError
+    for code in value:
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+            raise ValueError
+    return frozenset(value)
+
+
+def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool = False) -> _Key:
+    return _Key(attr, rule[0], rule[1], policy)
+
+
+_SCHEMA: dict[str, dict[str, _Key]] = {
     "daemon": {
-        "tcp_address": (
-            "tcp_address",
-            str,
-            lambda v: v == "" or _is_host_port(v),
-            'a "host:port" such as "127.0.0.1:50051", or "" to turn TCP off',
+        "tcp_address": _Key(
+            "tcp_address", _address, '"host:port" such as "127.0.0.1:50051", or "" to turn TCP off'
         ),
     },
     "runners": {
-        "count": ("runners", int, lambda v: 0 <= v <= 64, "a whole number from 0 to 64"),
-        "stop_grace_seconds": (
-            "stop_grace_seconds",
-            float,
-            lambda v: 0 < v <= 300,
-            "seconds, more than 0 and at most 300",
+        "count": _key("runners", _whole(0, 64)),
+        "autorestart": _Key(
+            "autorestart", _autorestart, '"unexpected", "always" or "never"', in_policy=True
         ),
+        "exitcodes": _Key(
+            "exitcodes", _exitcodes, "a non-empty list of exit codes 0 to 255", in_policy=True
+        ),
+        "start_timeout_seconds": _key("start_timeout_seconds", _seconds(0, 600), True),
+        "heartbeat_timeout_seconds": _key("heartbeat_timeout_seconds", _seconds(0, 3600), True),
+        "backoff_initial_seconds": _key("backoff_initial_seconds", _seconds(0, 600), True),
+        "backoff_max_seconds": _key("backoff_max_seconds", _seconds(0, 3600), True),
+        "stable_seconds": _key("stable_seconds", _seconds(0, 86400), True),
+        "max_failures": _key("max_failures", _whole(1, 1000), True),
+        "failure_window_seconds": _key("failure_window_seconds", _seconds(0, 86400), True),
+        "stop_grace_seconds": _key("stop_grace_seconds", _seconds(0, 300), True),
+        "log_max_bytes": _key("log_max_bytes", _whole(4096, 1 << 34), True),
+        "log_backups": _key("log_backups", _whole(0, 100), True),
     },
     "tasks": {
-        "default_timeout_seconds": (
-            "default_timeout_seconds",
-            float,
-            lambda v: 0 < v <= 86400,
-            "seconds, more than 0 and at most 86400",
-        ),
-        "max_attempts": (
-            "default_max_attempts",
-            int,
-            lambda v: 1 <= v <= 10,
-            "a whole number from 1 to 10",
-        ),
+        "default_timeout_seconds": _key("default_timeout_seconds", _seconds(0, 86400)),
+        "max_attempts": _key("default_max_attempts", _whole(1, 10)),
     },
 }
-
-
-def _is_host_port(value: str) -> bool:
-    host, sep, port = value.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 <= int(port) <= 65535)
-
-
-def _coerce(value: object, kind: type) -> object:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError
-    return value
 
 
 def parse(text: str, source: str = "config.toml") -> Config:
@@ -80,7 +146,8 @@ def parse(text: str, source: str = "config.toml") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    values: dict[str, object] = {}
+    top: dict[str, object] = {}
+    policy: dict[str, object] = {}
     for section, body in data.items():
         keys = _SCHEMA.get(section)
         if keys is None:
@@ -88,20 +155,20 @@ def parse(text: str, source: str = "config.toml") -> Config:
             raise ConfigError(f"{source}: unknown section [{section}]; allowed: {allowed}")
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: {section} must be a table ([{section}])")
-        for key, raw in body.items():
-            if key not in keys:
+        for name, raw in body.items():
+            key = keys.get(name)
+            if key is None:
                 allowed = ", ".join(keys)
-                raise ConfigError(f"{source}: unknown key {section}.{key}; allowed: {allowed}")
-            attr, kind, check, what = keys[key]
+                raise ConfigError(f"{source}: unknown key {section}.{name}; allowed: {allowed}")
             try:
-                value = _coerce(raw, kind)
-                ok = bool(check(value))
-            except TypeError:
-                ok = False
-            if not ok:
-                raise ConfigError(f"{source}: {section}.{key} = {raw!r} is not allowed; use {what}")
-            values[attr] = value
-    return Config(**values)  # type: ignore[arg-type]
+                value = key.convert(raw)
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    f"{source}: {section}.{name} = {raw!r} is not allowed; use {key.allowed}"
+                ) from None
+            (policy if key.in_policy else top)[key.attr] = value
+    config = Config(**top)  # type: ignore[arg-type]
+    return replace(config, policy=replace(config.policy, **policy))  # type: ignore[arg-type]
 
 
 def load(path: Path) -> Config:

@@ -94,7 +94,7 @@ async def serve(paths: Paths, config: Config) -> None:
         config.runners,
         socket_target,
         paths.log_dir,
-        config.stop_grace_seconds,
+        config.policy.stop_grace_seconds,
         tasks.runner_lost,
         clock,
     )

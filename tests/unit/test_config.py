@@ -26,6 +26,11 @@ def test_values_are_read() -> None:
         ("[daemon]\ntcp_address = 'localhost'\n", ["daemon.tcp_address", "host:port"]),
         ("[tasks]\ndefault_timeout_seconds = true\n", ["tasks.default_timeout_seconds", "True"]),
         ("runners = [", ["not valid TOML"]),
+        ("[runners]\nautorestart = 'sometimes'\n", ["runners.autorestart", '"always"']),
+        ("[runners]\nautorestart = [1]\n", ["runners.autorestart"]),
+        ("[runners]\nexitcodes = [0, 300]\n", ["runners.exitcodes", "0 to 255"]),
+        ("[runners]\nexitcodes = []\n", ["runners.exitcodes", "non-empty"]),
+        ("[runners]\nstop_grace_seconds = 0\n", ["runners.stop_grace_seconds", "more than 0"]),
     ],
 )
 def test_errors_name_key_value_and_fix(text: str, names: list[str]) -> None:
@@ -33,6 +38,16 @@ def test_errors_name_key_value_and_fix(text: str, names: list[str]) -> None:
         parse(text)
     for name in names:
         assert name in str(caught.value)
+
+
+def test_runner_policy_keys() -> None:
+    from daemon.config import AutoRestart
+
+    config = parse("[runners]\nautorestart = 'always'\nexitcodes = [0, 2]\nmax_failures = 3\n")
+    assert config.policy.autorestart is AutoRestart.ALWAYS
+    assert config.policy.exitcodes == frozenset({0, 2})
+    assert config.policy.max_failures == 3
+    assert config.runners == Config().runners
 
 
 def test_integer_accepted_where_seconds_expected() -> None:
