@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 QUEUE = "queue"
+RUNNERS = "runners"
 
 
 def cancel_key(task_id: str) -> str:

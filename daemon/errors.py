@@ -38,3 +38,7 @@ class ResourceExhausted(DaemonError):
 
 class Unimplemented(DaemonError):
     pass
+
+
+class OutOfRange(DaemonError):
+    pass

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from daemon.model import Event, NewEvent, TaskResult, TaskState
-from protos import event_pb2, task_pb2
+from protos import event_pb2, runner_pb2, task_pb2
 
 _PAYLOAD_TYPES: dict[str, type[Message]] = {
     f.name: f.message_type._concrete_class  # type: ignore[union-attr]
@@ -50,6 +50,26 @@ def retrying(failed_attempt: int, reason: str, now: float) -> NewEvent:
 def finished(state: TaskState, result: TaskResult, now: float, runner_id: str = "") -> NewEvent:
     message = event_pb2.Finished(state=state_to_proto(state), result=result_to_proto(result))
     return _new("finished", message, now, runner_id)
+
+
+def runner_state_changed(
+    runner_id: str,
+    from_state: str,
+    to_state: str,
+    pid: int,
+    exit_code: int | None,
+    reason: str,
+    now: float,
+) -> NewEvent:
+    message = event_pb2.RunnerStateChanged(
+        runner_id=runner_id,
+        from_state=runner_pb2.RunnerState.Value(f"RUNNER_STATE_{from_state}"),
+        to_state=runner_pb2.RunnerState.Value(f"RUNNER_STATE_{to_state}"),
+        pid=pid,
+        exit_code=exit_code or 0,
+        reason=reason,
+    )
+    return _new("runner_state_changed", message, now, runner_id)
 
 
 def from_proto(event: event_pb2.Event, now: float, runner_id: str) -> NewEvent:

@@ -13,15 +13,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from daemon.api.daemon_service import DaemonInfo, DaemonService, RunnerService
+from daemon import eventcodec
+from daemon.api.daemon_service import DaemonInfo, DaemonService
 from daemon.api.interceptor import AuthInterceptor
 from daemon.api.later import EventService, SecretService, SkillService
+from daemon.api.runner_service import RunnerService
 from daemon.api.task_service import TaskService
 from daemon.api.worker_service import WorkerService
 from daemon.bus import Bus
 from daemon.config import Config
 from daemon.store import Store
-from daemon.supervisor import Supervisor
+from daemon.supervision.journal import Journal
+from daemon.supervision.supervisor import Supervisor, Transition
 from daemon.tasks import TaskManager
 from protos import (
     daemon_service_pb2,
@@ -90,12 +93,32 @@ async def serve(paths: Paths, config: Config) -> None:
         )
     token = auth.load_or_create_token(paths.token_file)
     socket_target = f"unix://{paths.socket}"
+    journal = Journal(paths.state_dir / "processes.json")
+    # Before anything is spawned: what a crashed daemon left must not run on.
+    journal.sweep()
+
+    def publish(change: Transition) -> None:
+        tasks.runner_event(
+            eventcodec.runner_state_changed(
+                change.runner_id,
+                change.from_state.value,
+                change.to_state.value,
+                change.pid,
+                change.exit_code,
+                change.reason,
+                clock(),
+            )
+        )
+
     supervisor = Supervisor(
         config.runners,
         socket_target,
         paths.log_dir,
-        config.policy.stop_grace_seconds,
+        journal,
+        config.policy,
         tasks.runner_lost,
+        publish,
+        tasks.task_of,
         clock,
     )
 
@@ -148,7 +171,7 @@ async def serve(paths: Paths, config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
-    supervisor.start()
+    supervisor.start_all()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "serving on %s%s (pid file %s)",
@@ -160,7 +183,7 @@ async def serve(paths: Paths, config: Config) -> None:
     await shutdown.wait()
     log.info("shutting down")
     await health_servicer.enter_graceful_shutdown()
-    await supervisor.stop_all()
+    await supervisor.shutdown()
     await server.stop(grace=1.0)
     store.close()
     with contextlib.suppress(FileNotFoundError):

@@ -195,6 +195,13 @@ class Store:
         rows = self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()
         return {TaskState(r[0]): r[1] for r in rows}
 
+    def active_task_id(self, runner_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT id FROM tasks WHERE runner_id = ? AND state IN (?, ?) LIMIT 1",
+            (runner_id, *_ACTIVE),
+        ).fetchone()
+        return row[0] if row else None
+
     def active_tasks(self, runner_id: str | None = None) -> list[Task]:
         sql = "SELECT * FROM tasks WHERE state IN (?, ?)"
         args: tuple[str, ...] = _ACTIVE
@@ -302,6 +309,16 @@ class Store:
             Event(c, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
             for c, r in zip(cursors, rows, strict=True)
         ]
+
+    def append_global(self, event: NewEvent) -> Event:
+        """A runner or daemon event: on the bus, in no task's sequence."""
+        cursor = self._db.execute(
+            "INSERT INTO events (task_id, seq, attempt, time, runner_id, kind, payload)"
+            " VALUES ('', 0, 0, ?, ?, ?, ?)",
+            (event.time, event.runner_id, event.kind, event.payload),
+        ).lastrowid
+        assert cursor is not None
+        return Event(cursor, "", 0, 0, event.time, event.runner_id, event.kind, event.payload)
 
     def events_after(self, task_id: str, after_seq: int, limit: int) -> list[Event]:
         rows = self._db.execute(

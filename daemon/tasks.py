@@ -99,9 +99,20 @@ class TaskManager:
 
     # -- runners -------------------------------------------------------------
 
-    async def claim(self, runner_id: str, wait_seconds: float) -> Task | None:
+    def task_of(self, runner_id: str) -> str | None:
+        """The task the runner holds, if any."""
+        return self._store.active_task_id(runner_id)
+
+    def runner_event(self, event: NewEvent) -> None:
+        self._store.append_global(event)
+        self._bus.notify(busmod.RUNNERS)
+
+    async def claim(
+        self, runner_id: str, wait_seconds: float, wanted: Callable[[], bool]
+    ) -> Task | None:
+        """The oldest queued task, claimed for `runner_id` while `wanted()` holds."""
         deadline = self._clock() + wait_seconds
-        while True:
+        while wanted():
             listener = self._bus.listener(busmod.QUEUE)
             now = self._clock()
             task = self._store.claim_next(runner_id, now, eventcodec.claimed(runner_id, now))
@@ -111,6 +122,7 @@ class TaskManager:
             remaining = deadline - self._clock()
             if remaining <= 0 or not await busmod.wait(listener, remaining):
                 return None
+        return None
 
     def _owned(self, task_id: str, runner_id: str, attempt: int) -> Task:
         task = self.get(task_id)

@@ -10,7 +10,7 @@ from daemon import eventcodec
 from daemon.api import convert
 from daemon.config import Config
 from daemon.errors import Aborted, InvalidArgument, Unimplemented
-from daemon.supervisor import Supervisor
+from daemon.supervision.supervisor import Supervisor
 from daemon.tasks import TaskManager
 from protos import worker_service_pb2, worker_service_pb2_grpc
 from shared import auth
@@ -41,6 +41,8 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"this token does not belong to runner {request_runner_id!r}",
             )
+        # Every call is a sign of life; the hang check needs nothing else.
+        self._supervisor.seen(request_runner_id)
         return request_runner_id
 
     async def Register(
@@ -50,20 +52,31 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         if not self._supervisor.register(runner_id, request.pid):
             raise Aborted(f"{runner_id} is not expected to register now (pid {request.pid})")
         return worker_service_pb2.RegisterResponse(
-            heartbeat_interval_seconds=1.0, max_wait_seconds=self._config.max_wait_seconds
+            heartbeat_interval_seconds=min(1.0, self._max_wait), max_wait_seconds=self._max_wait
         )
+
+    @property
+    def _max_wait(self) -> float:
+        # Long polls end well inside the hang timeout, so an idle runner stays seen.
+        return min(self._config.max_wait_seconds, self._config.policy.heartbeat_timeout_seconds / 3)
 
     def _wait(self, seconds: float) -> float:
         if seconds < 0 or seconds != seconds:
             raise InvalidArgument("wait_seconds", seconds, "use 0 or more seconds")
-        return min(seconds, self._config.max_wait_seconds)
+        return min(seconds, self._max_wait)
 
     async def ClaimTask(
         self, request: worker_service_pb2.ClaimTaskRequest, context: Context
     ) -> worker_service_pb2.ClaimTaskResponse:
         runner_id = await self._caller(request.runner_id, context)
-        task = await self._tasks.claim(runner_id, self._wait(request.wait_seconds))
+        wait = self._wait(request.wait_seconds)
+        task = await self._tasks.claim(
+            runner_id, wait, lambda: self._supervisor.may_claim(runner_id)
+        )
+        self._supervisor.seen(runner_id)
         if task is None:
+            if not self._supervisor.may_claim(runner_id):
+                raise Aborted(f"{runner_id} is stopping: it takes no new task")
             return worker_service_pb2.ClaimTaskResponse()
         return worker_service_pb2.ClaimTaskResponse(
             task=convert.task_to_proto(task), attempt=task.attempt
@@ -78,6 +91,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         cancel = await self._tasks.heartbeat(
             runner_id, request.task_id, request.attempt, self._wait(request.wait_seconds)
         )
+        self._supervisor.seen(runner_id)
         return worker_service_pb2.HeartbeatResponse(cancel_requested=cancel)
 
     async def PublishEvents(

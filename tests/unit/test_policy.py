@@ -1,6 +1,5 @@
 from daemon.model import CommandSpec, Task, TaskSpec, TaskState
 from daemon.policy import after_runner_loss, describe_exit
-from daemon.supervisor import restart_delay
 
 
 def _task(attempt: int, max_attempts: int, cancel: bool = False) -> Task:
@@ -33,8 +32,3 @@ def test_lost_task_with_cancel_requested_ends_cancelled() -> None:
 def test_exit_descriptions() -> None:
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(-9) == "killed by signal 9 (SIGKILL)"
-
-
-def test_restart_delay_backs_off_after_the_first_failure() -> None:
-    assert [restart_delay(n) for n in range(1, 5)] == [0.0, 0.5, 1.0, 2.0]
-    assert restart_delay(50) == 30.0

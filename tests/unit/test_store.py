@@ -58,16 +58,16 @@ def test_request_id_makes_create_idempotent(manager: TaskManager) -> None:
 async def test_claim_is_fifo_and_exclusive(manager: TaskManager) -> None:
     a = manager.create(spec("a"), "")
     b = manager.create(spec("b"), "")
-    got_a = await manager.claim("runner-0", 0)
-    got_b = await manager.claim("runner-1", 0)
+    got_a = await manager.claim("runner-0", 0, lambda: True)
+    got_b = await manager.claim("runner-1", 0, lambda: True)
     assert got_a is not None and got_b is not None
     assert (got_a.id, got_b.id) == (a.id, b.id)
     assert got_a.state is TaskState.CLAIMED and got_a.attempt == 1
-    assert await manager.claim("runner-0", 0) is None
+    assert await manager.claim("runner-0", 0, lambda: True) is None
 
 
 async def test_claim_waits_for_a_new_task(manager: TaskManager) -> None:
-    waiting = asyncio.create_task(manager.claim("runner-0", 5))
+    waiting = asyncio.create_task(manager.claim("runner-0", 5, lambda: True))
     await asyncio.sleep(0)
     task = manager.create(spec("x"), "")
     claimed = await asyncio.wait_for(waiting, 5)
@@ -76,7 +76,7 @@ async def test_claim_waits_for_a_new_task(manager: TaskManager) -> None:
 
 async def test_published_events_are_numbered_and_resends_dropped(manager: TaskManager) -> None:
     task = manager.create(spec("x"), "")
-    await manager.claim("runner-0", 0)
+    await manager.claim("runner-0", 0, lambda: True)
     assert manager.publish("runner-0", task.id, 1, 1, [log_event("a"), log_event("b")])[0] == 2
     # The same batch again (a lost answer) and an overlapping one.
     assert manager.publish("runner-0", task.id, 1, 1, [log_event("a"), log_event("b")])[0] == 2
@@ -91,7 +91,7 @@ async def test_published_events_are_numbered_and_resends_dropped(manager: TaskMa
 
 async def test_only_the_holder_may_publish_or_complete(manager: TaskManager) -> None:
     task = manager.create(spec("x"), "")
-    await manager.claim("runner-0", 0)
+    await manager.claim("runner-0", 0, lambda: True)
     with pytest.raises(FailedPrecondition):
         manager.publish("runner-1", task.id, 1, 1, [log_event("a")])
     with pytest.raises(FailedPrecondition):
@@ -104,10 +104,10 @@ async def test_only_the_holder_may_publish_or_complete(manager: TaskManager) -> 
 
 async def test_lost_runner_requeues_then_fails(manager: TaskManager) -> None:
     task = manager.create(spec("x", attempts=2), "")
-    await manager.claim("runner-0", 0)
+    await manager.claim("runner-0", 0, lambda: True)
     manager.runner_lost("runner-0", "was killed by signal 9 (SIGKILL)")
     assert manager.get(task.id).state is TaskState.QUEUED
-    again = await manager.claim("runner-1", 0)
+    again = await manager.claim("runner-1", 0, lambda: True)
     assert again is not None and again.attempt == 2
     manager.runner_lost("runner-1", "exited with code 1")
     final = manager.get(task.id)
@@ -120,7 +120,7 @@ async def test_lost_runner_requeues_then_fails(manager: TaskManager) -> None:
 async def test_recover_settles_tasks_a_crashed_daemon_left(tmp_path: Path) -> None:
     first = TaskManager(Store(tmp_path / "db"), Bus(), tmp_path / "ws", Clock())
     task = first.create(spec("x"), "")
-    await first.claim("runner-0", 0)
+    await first.claim("runner-0", 0, lambda: True)
     # A new manager on the same file is a restarted daemon.
     second = TaskManager(Store(tmp_path / "db"), Bus(), tmp_path / "ws", Clock())
     assert second.recover() == 1
@@ -139,7 +139,7 @@ async def test_cancel_queued_is_immediate_and_idempotent(manager: TaskManager) -
 
 async def test_cancel_of_running_task_wakes_the_heartbeat(manager: TaskManager) -> None:
     task = manager.create(spec("x"), "")
-    await manager.claim("runner-0", 0)
+    await manager.claim("runner-0", 0, lambda: True)
     beat = asyncio.create_task(manager.heartbeat("runner-0", task.id, 1, 30))
     await asyncio.sleep(0)
     manager.cancel(task.id, "")
@@ -148,7 +148,7 @@ async def test_cancel_of_running_task_wakes_the_heartbeat(manager: TaskManager) 
 
 async def test_watch_follows_live_events(manager: TaskManager) -> None:
     task = manager.create(spec("x"), "")
-    await manager.claim("runner-0", 0)
+    await manager.claim("runner-0", 0, lambda: True)
     seen: list[str] = []
 
     async def watch() -> None:

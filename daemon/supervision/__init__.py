@@ -1,0 +1,1 @@
+"""Runner supervision: states, pure policy, the process loop, the orphan journal."""
