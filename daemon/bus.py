@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 QUEUE = "queue"
-RUNNERS = "runners"
+# Every stored event, of tasks, runners and the daemon (EventService).
+ALL = "all"
 
 
 def cancel_key(task_id: str) -> str:

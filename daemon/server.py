@@ -15,8 +15,9 @@ from grpc_reflection.v1alpha import reflection
 
 from daemon import eventcodec
 from daemon.api.daemon_service import DaemonInfo, DaemonService
+from daemon.api.event_service import EventService
 from daemon.api.interceptor import AuthInterceptor
-from daemon.api.later import EventService, SecretService, SkillService
+from daemon.api.later import SecretService, SkillService
 from daemon.api.runner_service import RunnerService
 from daemon.api.task_service import TaskService
 from daemon.api.worker_service import WorkerService
@@ -147,7 +148,7 @@ async def serve(paths: Paths, config: Config) -> None:
         DaemonService(info, tasks, supervisor, shutdown, clock), server
     )
     runner_service_pb2_grpc.add_RunnerServiceServicer_to_server(RunnerService(supervisor), server)
-    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(), server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(tasks), server)
     secret_service_pb2_grpc.add_SecretServiceServicer_to_server(SecretService(), server)
     skill_service_pb2_grpc.add_SkillServiceServicer_to_server(SkillService(), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]

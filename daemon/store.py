@@ -320,6 +320,16 @@ class Store:
         assert cursor is not None
         return Event(cursor, "", 0, 0, event.time, event.runner_id, event.kind, event.payload)
 
+    def last_cursor(self) -> int:
+        row = self._db.execute("SELECT MAX(cursor) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def events_after_cursor(self, cursor: int, limit: int) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?", (cursor, limit)
+        ).fetchall()
+        return [_event(r) for r in rows]
+
     def events_after(self, task_id: str, after_seq: int, limit: int) -> list[Event]:
         rows = self._db.execute(
             "SELECT * FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",

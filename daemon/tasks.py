@@ -105,7 +105,31 @@ class TaskManager:
 
     def runner_event(self, event: NewEvent) -> None:
         self._store.append_global(event)
-        self._bus.notify(busmod.RUNNERS)
+        self._bus.notify(busmod.ALL)
+
+    def last_cursor(self) -> int:
+        return self._store.last_cursor()
+
+    async def subscribe(
+        self, after_cursor: int, accept: Callable[[Event], bool], quiet_seconds: float
+    ) -> AsyncIterator[tuple[list[Event], int]]:
+        """Accepted events of everything after `after_cursor`, then live ones, with the
+        cursor they reach; an empty batch after a quiet spell."""
+        cursor = after_cursor
+        last_sent = self._clock()
+        while True:
+            listener = self._bus.listener(busmod.ALL)
+            events = self._store.events_after_cursor(cursor, WATCH_BATCH)
+            if events:
+                cursor = events[-1].cursor
+                accepted = [e for e in events if accept(e)]
+                if accepted or self._clock() - last_sent >= quiet_seconds:
+                    yield accepted, cursor
+                    last_sent = self._clock()
+                continue
+            if not await busmod.wait(listener, quiet_seconds):
+                yield [], cursor
+                last_sent = self._clock()
 
     async def claim(
         self, runner_id: str, wait_seconds: float, wanted: Callable[[], bool]
@@ -225,3 +249,4 @@ class TaskManager:
     def _published(self, task_id: str, events: list[Event]) -> None:
         if events:
             self._bus.notify(busmod.events_key(task_id))
+            self._bus.notify(busmod.ALL)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import event_pb2 as protos_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/event_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\"c\n\x10SubscribeRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x65vent_types\x18\x02 \x03(\t\x12\x12\n\nrunner_ids\x18\x03 \x03(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x04 \x01(\x04\"L\n\x11SubscribeResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.stigmer.local.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\x32\x66\n\x0c\x45ventService\x12V\n\tSubscribe\x12\".stigmer.local.v1.SubscribeRequest\x1a#.stigmer.local.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/event_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\"w\n\x10SubscribeRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x65vent_types\x18\x02 \x03(\t\x12\x12\n\nrunner_ids\x18\x03 \x03(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x04 \x01(\x04\x12\x12\n\nfrom_start\x18\x05 \x01(\x08\"L\n\x11SubscribeResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.stigmer.local.v1.Event\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\x32\x66\n\x0c\x45ventService\x12V\n\tSubscribe\x12\".stigmer.local.v1.SubscribeRequest\x1a#.stigmer.local.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.event_service_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBSCRIBEREQUEST']._serialized_start=68
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=167
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=169
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=245
-  _globals['_EVENTSERVICE']._serialized_start=247
-  _globals['_EVENTSERVICE']._serialized_end=349
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=187
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=189
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=265
+  _globals['_EVENTSERVICE']._serialized_start=267
+  _globals['_EVENTSERVICE']._serialized_end=369
 # @@protoc_insertion_point(module_scope)

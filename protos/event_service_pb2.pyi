@@ -29,8 +29,11 @@ class SubscribeRequest(_message.Message):
     EVENT_TYPES_FIELD_NUMBER: _builtins.int
     RUNNER_IDS_FIELD_NUMBER: _builtins.int
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    FROM_START_FIELD_NUMBER: _builtins.int
     after_cursor: _builtins.int
-    """Only events with a greater cursor; 0 means live events only."""
+    """Only events with a greater cursor; 0 means live events only (unless `from_start`)."""
+    from_start: _builtins.bool
+    """With after_cursor 0: every event still kept, then live ones."""
     @_builtins.property
     def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only events of these tasks."""
@@ -52,10 +55,11 @@ class SubscribeRequest(_message.Message):
         event_types: _abc.Iterable[_builtins.str] | None = ...,
         runner_ids: _abc.Iterable[_builtins.str] | None = ...,
         after_cursor: _builtins.int = ...,
+        from_start: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "event_types", b"event_types", "runner_ids", b"runner_ids", "task_ids", b"task_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "event_types", b"event_types", "from_start", b"from_start", "runner_ids", b"runner_ids", "task_ids", b"task_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,25 +3,15 @@ with what is missing, so a client can tell "not yet" from "broken"."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from daemon.errors import Unimplemented
 from protos import (
-    event_service_pb2_grpc,
     secret_service_pb2_grpc,
     skill_service_pb2_grpc,
 )
 
 Context = Any
-
-
-class EventService(event_service_pb2_grpc.EventServiceServicer):
-    async def Subscribe(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        raise Unimplemented(
-            "EventService.Subscribe is not available yet; watch one task with TaskService.WatchTask"
-        )
-        yield  # pragma: no cover - makes this a streaming method
 
 
 class SecretService(secret_service_pb2_grpc.SecretServiceServicer):

@@ -58,6 +58,7 @@ class Runner:
     last_seen: float = 0.0
     restarts: int = 0
     last_exit_code: int | None = None
+    last_pid: int = 0
     reason: str = ""
     want_running: bool = False
     restart_requested: bool = False
@@ -172,7 +173,9 @@ class Supervisor:
             return
         if runner.state is not to:
             check(runner.state, to)
-        change = Transition(runner.id, runner.state, to, runner.pid, exit_code, reason)
+        # A move caused by an exit names the process that exited.
+        pid = runner.pid if exit_code is None else runner.last_pid
+        change = Transition(runner.id, runner.state, to, pid, exit_code, reason)
         runner.state, runner.reason = to, reason
         log.info(
             "%s %s -> %s%s",
@@ -479,6 +482,7 @@ class Supervisor:
             self._journal.forget(f"{runner.id}/task")
         self._journal.forget(runner.id)
         runner.last_exit_code = code
+        runner.last_pid = runner.pid
         runner.token = ""
         runner.process = None
         runner.pid = 0
