@@ -363,3 +363,26 @@ async def _task_running(client: Client, task_id: str) -> task_pb2.Task | None:
 
 async def _count_running(client: Client, count: int) -> bool:
     return sum(r.state == R.RUNNER_STATE_RUNNING for r in await runners(client)) == count
+
+
+async def test_a_runner_that_never_registers_in_time_backs_off_to_fatal(daemon: Daemon) -> None:
+    # No runner can register within a millisecond: every start fails the same way.
+    write_config(
+        daemon.home,
+        FAST.format(count=1, hang=2.0, max_failures=2) + "start_timeout_seconds = 0.001\n",
+    )
+    daemon.spawn()
+    client = await daemon.connect()
+    fatal = await wait_until(
+        lambda: _in_state(client, R.RUNNER_STATE_FATAL), 30, "the failed starts to end FATAL"
+    )
+    assert "did not register within 0.001 s" in fatal.reason
+    assert "3 failures" in fatal.reason
+
+
+async def _in_state(client: Client, state: int) -> runner_pb2.Runner | None:
+    try:
+        found = await runner(client)
+    except grpc.aio.AioRpcError:
+        return None
+    return found if found.state == state else None
