@@ -70,7 +70,7 @@ def cli_error_from_rpc(error: grpc.aio.AioRpcError) -> CliError:
         message = "the daemon refused our token (UNAUTHENTICATED)"
     else:
         message = details or code.name
-    return CliError(f"error: {message}", exit_code_for(code))
+    return CliError(f"error: {message}", exit_code_for(code), rpc_code=code.name)
 
 
 class DaemonClient:

@@ -34,10 +34,12 @@ DAEMON_NOT_RUNNING_MESSAGE = "daemon not running: start it with `stigmer local s
 class CliError(Exception):
     """A failure to report as one line on stderr, with an exit code."""
 
-    def __init__(self, message: str, exit_code: int = ExitCode.FAILURE) -> None:
+    def __init__(self, message: str, exit_code: int = ExitCode.FAILURE, rpc_code: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = int(exit_code)
+        # The gRPC status code's name when the daemon refused a call ("" otherwise).
+        self.rpc_code = rpc_code
 
 
 class UsageError(CliError):

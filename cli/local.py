@@ -13,7 +13,11 @@ from cli import runtime
 # Command bodies import what they need: every `stigmer` call builds this app,
 # and most use only one command (see cli/main.py).
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cli import service
     from protos.daemon_service_pb2 import DaemonStatus
+    from shared.paths import Paths
 
 app = typer.Typer(
     help="Start, stop and inspect the local daemon.",
@@ -88,6 +92,115 @@ def logs(
         except KeyboardInterrupt:
             # Following ends only this way: a normal end, not a failure.
             return
+
+
+SupervisordFlag = Annotated[
+    bool, typer.Option("--supervisord", help="A supervisord [program:stigmer] section.")
+]
+SystemdFlag = Annotated[bool, typer.Option("--systemd", help="A systemd user unit.")]
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="The file to write (default: the user unit folder for systemd, "
+        "supervisord-stigmer.conf in the config dir for supervisord).",
+        show_default=False,
+    ),
+]
+
+
+@app.command("install-service")
+def install_service(
+    supervisord: SupervisordFlag = False,
+    systemd: SystemdFlag = False,
+    output: OutputOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a supervisord program or systemd user unit that keeps the daemon running."""
+    import os
+
+    from cli import service
+    from cli.output import out, say
+    from shared.paths import resolve
+
+    manager = _manager(supervisord, systemd)
+    paths = resolve()
+    path = _service_path(manager, output)
+    text = service.render(manager, service.spec_for(manager, paths, os.environ))
+    service.write(path, text, force)
+    # supervisord and systemd refuse to start a program whose log folder is missing.
+    paths.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out(str(path))
+    say(f"wrote {path}")
+    if manager is service.Manager.SYSTEMD:
+        say("enable and start it with:")
+        say("  systemctl --user daemon-reload && systemctl --user enable --now stigmer")
+        say("(and `loginctl enable-linger` to keep it running while you are logged out)")
+    else:
+        say("include it from supervisord.conf:")
+        say("  [include]")
+        say(f"  files = {path}")
+        say("then load it with: supervisorctl reread && supervisorctl update")
+    _warn_if_running(paths)
+
+
+@app.command("uninstall-service")
+def uninstall_service(
+    supervisord: SupervisordFlag = False,
+    systemd: SystemdFlag = False,
+    output: OutputOption = None,
+) -> None:
+    """Remove what install-service wrote (nothing to do is fine)."""
+    from cli import service
+    from cli.output import out, say
+
+    manager = _manager(supervisord, systemd)
+    path = _service_path(manager, output)
+    if not service.remove(path):
+        say(f"nothing to remove: {path} does not exist")
+        return
+    out(str(path))
+    say(f"removed {path}")
+    if manager is service.Manager.SYSTEMD:
+        say("if it was enabled, stop it and forget it with:")
+        say("  systemctl --user disable --now stigmer; systemctl --user daemon-reload")
+    else:
+        say("remove its [include] line if you added one, then let supervisord stop it with:")
+        say("  supervisorctl reread && supervisorctl update")
+
+
+def _manager(supervisord: bool, systemd: bool) -> service.Manager:
+    from cli import service
+    from cli.errors import UsageError
+
+    if supervisord == systemd:
+        raise UsageError("give one of --supervisord or --systemd")
+    return service.Manager.SUPERVISORD if supervisord else service.Manager.SYSTEMD
+
+
+def _service_path(manager: service.Manager, output: str | None) -> Path:
+    import os
+    from pathlib import Path
+
+    from cli import service
+    from shared.paths import resolve
+
+    if output:
+        return Path(output).expanduser().absolute()
+    return service.default_path(manager, resolve(), os.environ)
+
+
+def _warn_if_running(paths: Paths) -> None:
+    from cli import launcher
+    from cli.output import say
+
+    pid = launcher.pid_from_file(paths)
+    if pid is not None:
+        say(
+            f"note: a daemon runs now (pid {pid}); stop it with `stigmer local stop` before "
+            "the service manager starts its own"
+        )
 
 
 def _show_status(status: DaemonStatus, as_json: bool) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli import daemon_cmd, local, runners, tasks
+from cli import daemon_cmd, local, runners, tasks, top
 from cli.errors import CliError, ExitCode
 from cli.run import run
 
@@ -33,6 +33,10 @@ app.command(
     "run",
     context_settings={"help_option_names": ["-h", "--help"]},
 )(run)
+app.command(
+    "top",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)(top.top)
 
 
 def _version(value: bool) -> None:

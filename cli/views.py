@@ -193,6 +193,21 @@ def status_fields(status: daemon_service_pb2.DaemonStatus) -> list[tuple[str, st
     ]
 
 
+_RUNNER_STYLES: dict[int, str] = {
+    runner_pb2.RUNNER_STATE_STARTING: "cyan",
+    runner_pb2.RUNNER_STATE_BACKOFF: "yellow",
+    runner_pb2.RUNNER_STATE_STOPPING: "yellow",
+    runner_pb2.RUNNER_STATE_STOPPED: "dim",
+    runner_pb2.RUNNER_STATE_EXITED: "dim",
+    runner_pb2.RUNNER_STATE_FATAL: "red",
+    runner_pb2.RUNNER_STATE_UNKNOWN: "red",
+}
+
+
+def runner_style(state: int) -> str | None:
+    return _RUNNER_STYLES.get(state)
+
+
 RUNNER_COLUMNS = ["ID", "STATE", "PID", "RESTARTS", "TASK", "CPU", "MEM", "UPTIME", "REASON"]
 
 

@@ -216,6 +216,8 @@ class Supervisor:
             if runner.state is S.STOPPING:
                 self._transition(runner, S.RUNNING, "stop cancelled")
         if runner.loop_task is None or runner.loop_task.done():
+            # Said at once, so the answer to a start already shows it.
+            self._transition(runner, S.STARTING)
             runner.loop_task = asyncio.create_task(self._keep(runner), name=runner.id)
 
     def _select(self, runner_id: str, every: bool) -> list[Runner]:
