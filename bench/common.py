@@ -63,14 +63,15 @@ def home_env(home: Path) -> dict[str, str]:
 
 
 class BenchDaemon:
-    """A daemon on a fresh STIGMER_HOME, TCP off."""
+    """A daemon on a fresh STIGMER_HOME, TCP off. `runner_config` is extra TOML lines
+    for the [runners] table, for example "stable_seconds = 0.5"."""
 
-    def __init__(self, runners: int) -> None:
+    def __init__(self, runners: int, runner_config: str = "") -> None:
         self.home = Path(tempfile.mkdtemp(prefix="stigmer-bench-"))
         config = self.home / "config"
         config.mkdir()
         (config / "config.toml").write_text(
-            f'[daemon]\ntcp_address = ""\n[runners]\ncount = {runners}\n'
+            f'[daemon]\ntcp_address = ""\n[runners]\ncount = {runners}\n{runner_config}\n'
         )
         self.paths = paths.resolve({"STIGMER_HOME": str(self.home)})
         self.env = home_env(self.home)
@@ -115,10 +116,10 @@ class BenchDaemon:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(runners: int) -> AsyncIterator[BenchDaemon]:
+async def running_daemon(runners: int, runner_config: str = "") -> AsyncIterator[BenchDaemon]:
     from protos import daemon_service_pb2, daemon_service_pb2_grpc
 
-    daemon = BenchDaemon(runners)
+    daemon = BenchDaemon(runners, runner_config)
     daemon.spawn()
     try:
         deadline = time.monotonic() + 30
