@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.keyring_service import secret_service
 from tests.support import Daemon, write_config
 
 
@@ -27,3 +28,10 @@ async def daemon(home: Path) -> AsyncIterator[Daemon]:
             await channel.close(None)
         d.stop()
         d.kill()
+
+
+@pytest.fixture(scope="session")
+def keyring_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Variables that point a daemon or a `stigmer` command at a real, private keyring."""
+    with secret_service(tmp_path_factory.mktemp("keyring")) as variables:
+        yield variables

@@ -51,7 +51,13 @@ async def wait_until(
 
 
 def env_for(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STIGMER_", "XDG_"))}
+    # No test may reach the user's own keyring or provider key.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STIGMER_", "XDG_", "DBUS_", "PYTHON_KEYRING"))
+        and k != "ANTHROPIC_API_KEY"
+    }
     env["STIGMER_HOME"] = str(home)
     env["NO_COLOR"] = "1"
     return env
