@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/secret_service.proto\x12\x10stigmer.local.v1\"m\n\nSecretInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.stigmer.local.v1.SecretSource\x12\x0c\n\x04hint\x18\x03 \x01(\t\x12\x13\n\x0brequired_by\x18\x04 \x03(\t\"\x14\n\x12ListSecretsRequest\"D\n\x13ListSecretsResponse\x12-\n\x07secrets\x18\x01 \x03(\x0b\x32\x1c.stigmer.local.v1.SecretInfo\"/\n\x10SetSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"#\n\x13\x44\x65leteSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteSecretResponse*\x89\x01\n\x0cSecretSource\x12\x1d\n\x19SECRET_SOURCE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SECRET_SOURCE_ENVIRONMENT\x10\x01\x12\x19\n\x15SECRET_SOURCE_KEYRING\x10\x02\x12 \n\x1cSECRET_SOURCE_PLAINTEXT_FILE\x10\x03\x32\x99\x02\n\rSecretService\x12Z\n\x0bListSecrets\x12$.stigmer.local.v1.ListSecretsRequest\x1a%.stigmer.local.v1.ListSecretsResponse\x12M\n\tSetSecret\x12\".stigmer.local.v1.SetSecretRequest\x1a\x1c.stigmer.local.v1.SecretInfo\x12]\n\x0c\x44\x65leteSecret\x12%.stigmer.local.v1.DeleteSecretRequest\x1a&.stigmer.local.v1.DeleteSecretResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/secret_service.proto\x12\x10stigmer.local.v1\"m\n\nSecretInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.stigmer.local.v1.SecretSource\x12\x0c\n\x04hint\x18\x03 \x01(\t\x12\x13\n\x0brequired_by\x18\x04 \x03(\t\"\x14\n\x12ListSecretsRequest\"D\n\x13ListSecretsResponse\x12-\n\x07secrets\x18\x01 \x03(\x0b\x32\x1c.stigmer.local.v1.SecretInfo\"I\n\x10SetSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x18\n\x10insecure_storage\x18\x03 \x01(\x08\"#\n\x13\x44\x65leteSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteSecretResponse*\x89\x01\n\x0cSecretSource\x12\x1d\n\x19SECRET_SOURCE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SECRET_SOURCE_ENVIRONMENT\x10\x01\x12\x19\n\x15SECRET_SOURCE_KEYRING\x10\x02\x12 \n\x1cSECRET_SOURCE_PLAINTEXT_FILE\x10\x03\x32\x99\x02\n\rSecretService\x12Z\n\x0bListSecrets\x12$.stigmer.local.v1.ListSecretsRequest\x1a%.stigmer.local.v1.ListSecretsResponse\x12M\n\tSetSecret\x12\".stigmer.local.v1.SetSecretRequest\x1a\x1c.stigmer.local.v1.SecretInfo\x12]\n\x0c\x44\x65leteSecret\x12%.stigmer.local.v1.DeleteSecretRequest\x1a&.stigmer.local.v1.DeleteSecretResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.secret_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SECRETSOURCE']._serialized_start=363
-  _globals['_SECRETSOURCE']._serialized_end=500
+  _globals['_SECRETSOURCE']._serialized_start=389
+  _globals['_SECRETSOURCE']._serialized_end=526
   _globals['_SECRETINFO']._serialized_start=49
   _globals['_SECRETINFO']._serialized_end=158
   _globals['_LISTSECRETSREQUEST']._serialized_start=160
@@ -40,11 +40,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTSECRETSRESPONSE']._serialized_start=182
   _globals['_LISTSECRETSRESPONSE']._serialized_end=250
   _globals['_SETSECRETREQUEST']._serialized_start=252
-  _globals['_SETSECRETREQUEST']._serialized_end=299
-  _globals['_DELETESECRETREQUEST']._serialized_start=301
-  _globals['_DELETESECRETREQUEST']._serialized_end=336
-  _globals['_DELETESECRETRESPONSE']._serialized_start=338
-  _globals['_DELETESECRETRESPONSE']._serialized_end=360
-  _globals['_SECRETSERVICE']._serialized_start=503
-  _globals['_SECRETSERVICE']._serialized_end=784
+  _globals['_SETSECRETREQUEST']._serialized_end=325
+  _globals['_DELETESECRETREQUEST']._serialized_start=327
+  _globals['_DELETESECRETREQUEST']._serialized_end=362
+  _globals['_DELETESECRETRESPONSE']._serialized_start=364
+  _globals['_DELETESECRETRESPONSE']._serialized_end=386
+  _globals['_SECRETSERVICE']._serialized_start=529
+  _globals['_SECRETSERVICE']._serialized_end=810
 # @@protoc_insertion_point(module_scope)

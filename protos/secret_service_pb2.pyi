@@ -132,19 +132,25 @@ class SetSecretRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
+    INSECURE_STORAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The variable name ([A-Z_][A-Z0-9_]*)."""
     value: _builtins.str
     """The value. Never logged or echoed."""
+    insecure_storage: _builtins.bool
+    """Store it in the plaintext file (0600) instead of the keyring: only for
+    machines without a usable keyring, when the user chose so.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         value: _builtins.str = ...,
+        insecure_storage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["insecure_storage", b"insecure_storage", "name", b"name", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

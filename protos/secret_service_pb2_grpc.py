@@ -64,8 +64,10 @@ class SecretServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetSecret(self, request, context):
-        """Stores a secret in the OS keyring. INVALID_ARGUMENT for a bad name or an
-        empty value; FAILED_PRECONDITION when no keyring is usable.
+        """Stores a secret in the OS keyring and restarts the runners so they use it
+        (idle ones at once, busy ones after their task). INVALID_ARGUMENT for a bad
+        name or an empty value; FAILED_PRECONDITION when no keyring is usable (the
+        message says the ways out).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

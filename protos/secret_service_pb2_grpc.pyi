@@ -36,8 +36,10 @@ class SecretServiceStub:
     ListSecrets: _grpc.UnaryUnaryMultiCallable[_secret_service_pb2.ListSecretsRequest, _secret_service_pb2.ListSecretsResponse]
     """Lists the secrets the daemon needs or has: names, sources and hints, never values."""
     SetSecret: _grpc.UnaryUnaryMultiCallable[_secret_service_pb2.SetSecretRequest, _secret_service_pb2.SecretInfo]
-    """Stores a secret in the OS keyring. INVALID_ARGUMENT for a bad name or an
-    empty value; FAILED_PRECONDITION when no keyring is usable.
+    """Stores a secret in the OS keyring and restarts the runners so they use it
+    (idle ones at once, busy ones after their task). INVALID_ARGUMENT for a bad
+    name or an empty value; FAILED_PRECONDITION when no keyring is usable (the
+    message says the ways out).
     """
     DeleteSecret: _grpc.UnaryUnaryMultiCallable[_secret_service_pb2.DeleteSecretRequest, _secret_service_pb2.DeleteSecretResponse]
     """Removes a secret from the keyring (and the plaintext file, if used).
@@ -52,8 +54,10 @@ class SecretServiceAsyncStub(SecretServiceStub):
     ListSecrets: _aio.UnaryUnaryMultiCallable[_secret_service_pb2.ListSecretsRequest, _secret_service_pb2.ListSecretsResponse]  # type: ignore[assignment]
     """Lists the secrets the daemon needs or has: names, sources and hints, never values."""
     SetSecret: _aio.UnaryUnaryMultiCallable[_secret_service_pb2.SetSecretRequest, _secret_service_pb2.SecretInfo]  # type: ignore[assignment]
-    """Stores a secret in the OS keyring. INVALID_ARGUMENT for a bad name or an
-    empty value; FAILED_PRECONDITION when no keyring is usable.
+    """Stores a secret in the OS keyring and restarts the runners so they use it
+    (idle ones at once, busy ones after their task). INVALID_ARGUMENT for a bad
+    name or an empty value; FAILED_PRECONDITION when no keyring is usable (the
+    message says the ways out).
     """
     DeleteSecret: _aio.UnaryUnaryMultiCallable[_secret_service_pb2.DeleteSecretRequest, _secret_service_pb2.DeleteSecretResponse]  # type: ignore[assignment]
     """Removes a secret from the keyring (and the plaintext file, if used).
@@ -77,8 +81,10 @@ class SecretServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _secret_service_pb2.SetSecretRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_secret_service_pb2.SecretInfo, _abc.Awaitable[_secret_service_pb2.SecretInfo]]:
-        """Stores a secret in the OS keyring. INVALID_ARGUMENT for a bad name or an
-        empty value; FAILED_PRECONDITION when no keyring is usable.
+        """Stores a secret in the OS keyring and restarts the runners so they use it
+        (idle ones at once, busy ones after their task). INVALID_ARGUMENT for a bad
+        name or an empty value; FAILED_PRECONDITION when no keyring is usable (the
+        message says the ways out).
         """
 
     @_abc_1.abstractmethod

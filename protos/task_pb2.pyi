@@ -136,6 +136,7 @@ class CommandSpec(_message.Message):
     CWD_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
     cwd: _builtins.str
     """Working directory: absolute, or relative to the task's workspace. Empty
     means the workspace itself. Must exist when the task is created.
@@ -156,6 +157,14 @@ class CommandSpec(_message.Message):
         Names must match [A-Za-z_][A-Za-z0-9_]*.
         """
 
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names of secrets (see SecretService) to add to the program's environment,
+        for example "GITHUB_TOKEN". Values never travel in the spec: a value that
+        looks like a key in argv or env is refused. A secret that is not set makes
+        the task wait (a `secret_required` event says which) and then fail.
+        """
+
     def __init__(
         self,
         *,
@@ -163,10 +172,11 @@ class CommandSpec(_message.Message):
         cwd: _builtins.str = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         timeout_seconds: _builtins.float = ...,
+        secrets: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "cwd", b"cwd", "env", b"env", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "cwd", b"cwd", "env", b"env", "secrets", b"secrets", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
