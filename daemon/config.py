@@ -51,6 +51,10 @@ class Config:
     # How long ClaimTask and Heartbeat may hold a call.
     max_wait_seconds: float = 5.0
     policy: RunnerPolicy = field(default_factory=RunnerPolicy)
+    # Keys `stigmer local start` makes sure of (the provider key for agent runs).
+    required_secrets: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
+    # How long a task waits for a secret it needs before it fails.
+    secret_wait_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,14 @@ def _exitcodes(value: object) -> object:
     return frozenset(value)
 
 
+def _secret_names(value: object) -> object:
+    from shared.secretstore import valid_name
+
+    if not isinstance(value, list) or not all(isinstance(v, str) and valid_name(v) for v in value):
+        raise ValueError
+    return tuple(value)
+
+
 def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool = False) -> _Key:
     return _Key(attr, rule[0], rule[1], policy)
 
@@ -133,6 +145,14 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "stop_grace_seconds": _key("stop_grace_seconds", _seconds(0, 300), True),
         "log_max_bytes": _key("log_max_bytes", _whole(4096, 1 << 34), True),
         "log_backups": _key("log_backups", _whole(0, 100), True),
+    },
+    "secrets": {
+        "required": _Key(
+            "required_secrets",
+            _secret_names,
+            'a list of variable names such as ["ANTHROPIC_API_KEY"]',
+        ),
+        "wait_seconds": _key("secret_wait_seconds", _seconds(0, 86400)),
     },
     "tasks": {
         "default_timeout_seconds": _key("default_timeout_seconds", _seconds(0, 86400)),

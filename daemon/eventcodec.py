@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from daemon.model import Event, NewEvent, TaskResult, TaskState
 from protos import event_pb2, runner_pb2, task_pb2
+from shared.redact import Redactor
 
 _PAYLOAD_TYPES: dict[str, type[Message]] = {
     f.name: f.message_type._concrete_class  # type: ignore[union-attr]
@@ -72,12 +74,41 @@ def runner_state_changed(
     return _new("runner_state_changed", message, now, runner_id)
 
 
-def from_proto(event: event_pb2.Event, now: float, runner_id: str) -> NewEvent:
-    """A runner's event as the store keeps it. Raises ValueError for an event with no payload."""
+def secret_required(name: str, needed_by: str, deadline: float, now: float) -> NewEvent:
+    message = event_pb2.SecretRequired(name=name, needed_by=needed_by)
+    message.deadline.FromNanoseconds(int(deadline * 1e9))
+    return _new("secret_required", message, now)
+
+
+def scrub(message: Message, redactor: Redactor) -> None:
+    """Redacts every text and bytes field of `message`, nested ones included."""
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            items = value if _repeated(field) else [value]
+            for item in items:
+                if isinstance(item, Message):
+                    scrub(item, redactor)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if _repeated(field):
+                value[:] = [redactor.text(v) for v in value]
+            else:
+                setattr(message, field.name, redactor.text(value))
+        elif field.type == FieldDescriptor.TYPE_BYTES and not _repeated(field):
+            setattr(message, field.name, redactor.data(value))
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    return bool(field.is_repeated)
+
+
+def from_proto(event: event_pb2.Event, now: float, runner_id: str, redactor: Redactor) -> NewEvent:
+    """A runner's event as the store keeps it, redacted. Raises ValueError for an
+    event with no payload."""
     kind = event.WhichOneof("payload")
     if kind is None:
         raise ValueError("event has no payload")
     payload: Message = getattr(event, kind)
+    scrub(payload, redactor)
     time = event.time.ToNanoseconds() / 1e9 if event.HasField("time") else now
     return NewEvent(kind=kind, payload=payload.SerializeToString(), time=time, runner_id=runner_id)
 

@@ -6,6 +6,7 @@ daemon already runs on the same state."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -14,8 +15,40 @@ from daemon import config as configmod
 from daemon.pidlock import PidLock
 from daemon.server import StartupError, serve
 from shared import paths as pathsmod
+from shared.redact import Redactor
+from shared.secretstore import SecretStore, valid_name
 
 log = logging.getLogger("daemon")
+
+
+# Set by `stigmer local start`: the secrets of its environment follow on stdin as
+# one JSON object, so they never sit in the daemon's own environment.
+ENV_SECRETS_ON_STDIN = "STIGMER_SECRETS_ON_STDIN"
+
+
+def _take_environment_secrets(paths: pathsmod.Paths, config: configmod.Config) -> dict[str, str]:
+    """The secrets of the environment stigmer was started in, taken out of this
+    process's environment (so nothing inherits them by accident) into memory."""
+    taken: dict[str, str] = {}
+    if os.environ.pop(ENV_SECRETS_ON_STDIN, "") == "1":
+        try:
+            data = json.loads(sys.stdin.read() or "{}")
+        except ValueError:
+            data = {}
+            log.warning("ignored unreadable secrets on stdin")
+        if isinstance(data, dict):
+            taken.update(
+                {k: v for k, v in data.items() if isinstance(v, str) and v and valid_name(k)}
+            )
+    names = {
+        *config.required_secrets,
+        *SecretStore(paths.config_dir / "secrets.toml").known_names(),
+    }
+    for name in sorted(names):
+        value = os.environ.pop(name, "")
+        if value:
+            taken.setdefault(name, value)
+    return taken
 
 
 def main() -> int:
@@ -32,6 +65,10 @@ def main() -> int:
     except configmod.ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return 1
+    env_secrets = _take_environment_secrets(paths, config)
+    redactor = Redactor(env_secrets.values())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor.logging_filter())
     for folder in (paths.state_dir, paths.runtime_dir):
         pathsmod.ensure_private_dir(folder)
     paths.log_dir.mkdir(exist_ok=True)
@@ -45,7 +82,7 @@ def main() -> int:
         )
         return 2
     try:
-        asyncio.run(serve(paths, config))
+        asyncio.run(serve(paths, config, env_secrets, redactor))
     except StartupError as exc:
         log.error("%s", exc)
         return 1

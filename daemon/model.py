@@ -36,6 +36,8 @@ class CommandSpec:
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
     timeout_seconds: float = 0.0
+    # Names only: values are looked up when the task is claimed.
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

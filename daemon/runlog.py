@@ -19,7 +19,7 @@ import contextlib
 import io
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,12 @@ class OffsetGone(Exception):
 
 class RunnerLog:
     def __init__(
-        self, path: Path, max_bytes: int, backups: int, ring_bytes: int = 256 * 1024
+        self,
+        path: Path,
+        max_bytes: int,
+        backups: int,
+        ring_bytes: int = 256 * 1024,
+        redact: Callable[[bytes], bytes] | None = None,
     ) -> None:
         if max_bytes <= 0 or backups < 0 or ring_bytes < 0:
             raise ValueError(
@@ -47,6 +52,8 @@ class RunnerLog:
                 f"(got {max_bytes}, {backups}, {ring_bytes})"
             )
         self.path = path
+        # Applied to everything written, so no copy on disk or in memory holds a secret.
+        self._redact = redact
         self._max_bytes = max_bytes
         self._backups = backups
         self._ring_bytes = ring_bytes
@@ -92,6 +99,8 @@ class RunnerLog:
     def write(self, data: bytes) -> None:
         if not data or self._closed:
             return
+        if self._redact is not None:
+            data = self._redact(data)
         if self._file is not None:
             try:
                 if self._size > 0 and self._size + len(data) > self._max_bytes:

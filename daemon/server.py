@@ -17,12 +17,14 @@ from daemon import eventcodec
 from daemon.api.daemon_service import DaemonInfo, DaemonService
 from daemon.api.event_service import EventService
 from daemon.api.interceptor import AuthInterceptor
-from daemon.api.later import SecretService, SkillService
+from daemon.api.later import SkillService
 from daemon.api.runner_service import RunnerService
+from daemon.api.secret_service import SecretService
 from daemon.api.task_service import TaskService
 from daemon.api.worker_service import WorkerService
 from daemon.bus import Bus
 from daemon.config import Config
+from daemon.secrets import Secrets
 from daemon.store import Store
 from daemon.supervision.journal import Journal
 from daemon.supervision.supervisor import Supervisor, Transition
@@ -45,6 +47,8 @@ from protos import (
 )
 from shared import auth
 from shared.paths import Paths
+from shared.redact import Redactor
+from shared.secretstore import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +84,35 @@ def _service_names() -> list[str]:
     ]
 
 
-async def serve(paths: Paths, config: Config) -> None:
+async def _expire_blocked(tasks: TaskManager) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        tasks.expire_blocked()
+
+
+async def serve(
+    paths: Paths, config: Config, env_secrets: dict[str, str], redactor: Redactor
+) -> None:
     clock = time.time
     started = clock()
     shutdown = asyncio.Event()
     store = Store(paths.database)
     bus = Bus()
-    tasks = TaskManager(store, bus, paths.workspaces_dir, clock)
+
+    async def secret_changed(name: str) -> None:
+        tasks.secret_changed(name)
+        # Idle runners restart at once, busy ones after their task.
+        await supervisor.restart_running(drain=True)
+
+    secrets = Secrets(
+        SecretStore(paths.config_dir / "secrets.toml", env_secrets),
+        redactor,
+        config.required_secrets,
+        secret_changed,
+    )
+    tasks = TaskManager(
+        store, bus, paths.workspaces_dir, clock, secrets.resolve, config.secret_wait_seconds
+    )
     recovered = tasks.recover()
     if recovered:
         log.warning(
@@ -121,10 +147,12 @@ async def serve(paths: Paths, config: Config) -> None:
         publish,
         tasks.task_of,
         clock,
+        secrets.for_runner,
+        redactor.data,
     )
 
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(token, supervisor.runner_for_token)],
+        interceptors=[AuthInterceptor(token, supervisor.runner_for_token, redactor)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -140,16 +168,18 @@ async def serve(paths: Paths, config: Config) -> None:
         config_path=str(paths.config_file),
         log_path=str(paths.daemon_log),
     )
-    task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(tasks, config), server)
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(
+        TaskService(tasks, config, redactor), server
+    )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerService(tasks, supervisor, config, clock), server
+        WorkerService(tasks, supervisor, config, clock, redactor), server
     )
     daemon_service_pb2_grpc.add_DaemonServiceServicer_to_server(
         DaemonService(info, tasks, supervisor, shutdown, clock), server
     )
     runner_service_pb2_grpc.add_RunnerServiceServicer_to_server(RunnerService(supervisor), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(tasks), server)
-    secret_service_pb2_grpc.add_SecretServiceServicer_to_server(SecretService(), server)
+    secret_service_pb2_grpc.add_SecretServiceServicer_to_server(SecretService(secrets), server)
     skill_service_pb2_grpc.add_SkillServiceServicer_to_server(SkillService(), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -173,6 +203,7 @@ async def serve(paths: Paths, config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
     supervisor.start_all()
+    expiry = asyncio.create_task(_expire_blocked(tasks))
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "serving on %s%s (pid file %s)",
@@ -183,6 +214,7 @@ async def serve(paths: Paths, config: Config) -> None:
 
     await shutdown.wait()
     log.info("shutting down")
+    expiry.cancel()
     await health_servicer.enter_graceful_shutdown()
     await supervisor.shutdown()
     await server.stop(grace=1.0)

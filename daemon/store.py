@@ -39,7 +39,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     last_seq INTEGER NOT NULL DEFAULT 0,
     -- highest runner event index stored for the current attempt (dedupe of resends)
     published_index INTEGER NOT NULL DEFAULT 0,
-    workspace_path TEXT NOT NULL DEFAULT ''
+    workspace_path TEXT NOT NULL DEFAULT '',
+    -- a queued task waiting for this secret, until block_deadline
+    blocked_on TEXT NOT NULL DEFAULT '',
+    block_deadline REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, pos);
 CREATE TABLE IF NOT EXISTS events (
@@ -66,6 +69,7 @@ def _spec_from_json(text: str) -> TaskSpec:
     data = json.loads(text)
     command = data.pop("command")
     command["argv"] = tuple(command["argv"])
+    command["secrets"] = tuple(command.get("secrets", ()))
     return TaskSpec(command=CommandSpec(**command), **data)
 
 
@@ -120,6 +124,17 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Databases made by an earlier version lack the newer columns."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        for column, ddl in (
+            ("blocked_on", "blocked_on TEXT NOT NULL DEFAULT ''"),
+            ("block_deadline", "block_deadline REAL"),
+        ):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {ddl}")
 
     def close(self) -> None:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -210,25 +225,57 @@ class Store:
             args = (*_ACTIVE, runner_id)
         return [_task(r) for r in self._db.execute(sql, args).fetchall()]
 
-    def claim_next(self, runner_id: str, now: float, event: NewEvent) -> Task | None:
-        """Claims the oldest queued task for `runner_id`, atomically (one UPDATE)."""
+    def next_queued(self) -> Task | None:
+        """The oldest queued task that is not waiting for a secret."""
+        row = self._db.execute(
+            "SELECT * FROM tasks WHERE state = ? AND blocked_on = '' ORDER BY pos LIMIT 1",
+            (TaskState.QUEUED.value,),
+        ).fetchone()
+        return _task(row) if row else None
+
+    def claim(self, task_id: str, runner_id: str, event: NewEvent) -> Task | None:
+        """Claims `task_id` for `runner_id` if it is still queued: one UPDATE, so two
+        runners can never both win it."""
         with self._tx() as db:
             row = db.execute(
                 "UPDATE tasks SET state = ?, attempt = attempt + 1, runner_id = ?,"
                 " published_index = 0, start_time = NULL"
-                " WHERE pos = (SELECT pos FROM tasks WHERE state = ? ORDER BY pos LIMIT 1)"
-                " AND state = ? RETURNING id, attempt",
-                (
-                    TaskState.CLAIMED.value,
-                    runner_id,
-                    TaskState.QUEUED.value,
-                    TaskState.QUEUED.value,
-                ),
+                " WHERE id = ? AND state = ? AND blocked_on = '' RETURNING attempt",
+                (TaskState.CLAIMED.value, runner_id, task_id, TaskState.QUEUED.value),
             ).fetchone()
             if row is None:
                 return None
-            self._append(db, row["id"], row["attempt"], [event])
-        return self.get_task(row["id"])
+            self._append(db, task_id, row["attempt"], [event])
+        return self.get_task(task_id)
+
+    def block(self, task_id: str, secret: str, deadline: float, event: NewEvent) -> list[Event]:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET blocked_on = ?, block_deadline = ? WHERE id = ?",
+                (secret, deadline, task_id),
+            )
+            attempt = db.execute("SELECT attempt FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            return self._append(db, task_id, attempt[0], [event])
+
+    def unblock(self, secret: str | None = None) -> int:
+        """Lets tasks waiting for `secret` (or for any) be claimed again."""
+        sql = "UPDATE tasks SET blocked_on = '' WHERE state = ? AND blocked_on != ''"
+        args: tuple[str, ...] = (TaskState.QUEUED.value,)
+        if secret is not None:
+            sql += " AND blocked_on = ?"
+            args = (*args, secret)
+        return self._db.execute(sql, args).rowcount
+
+    def blocked_past(self, now: float) -> list[Task]:
+        rows = self._db.execute(
+            "SELECT * FROM tasks WHERE state = ? AND blocked_on != '' AND block_deadline <= ?",
+            (TaskState.QUEUED.value, now),
+        ).fetchall()
+        return [_task(r) for r in rows]
+
+    def blocked_secret(self, task_id: str) -> str:
+        row = self._db.execute("SELECT blocked_on FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return str(row[0]) if row else ""
 
     def set_running(self, task_id: str, attempt: int, now: float) -> None:
         self._db.execute(

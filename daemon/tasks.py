@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from daemon import bus as busmod
@@ -23,14 +23,30 @@ def new_task_id() -> str:
     return "t-" + secrets.token_hex(6)
 
 
+# Looks secrets up by name: (values of those set, names of those that are not).
+Resolver = Callable[[Sequence[str]], Awaitable[tuple[dict[str, str], list[str]]]]
+
+
+async def _no_secrets(names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    return {}, list(names)
+
+
 class TaskManager:
     def __init__(
-        self, store: Store, bus: Bus, workspaces_dir: Path, clock: Callable[[], float]
+        self,
+        store: Store,
+        bus: Bus,
+        workspaces_dir: Path,
+        clock: Callable[[], float],
+        resolve_secrets: Resolver = _no_secrets,
+        secret_wait_seconds: float = 300.0,
     ) -> None:
         self._store = store
         self._bus = bus
         self._workspaces = workspaces_dir
         self._clock = clock
+        self._resolve = resolve_secrets
+        self._secret_wait = secret_wait_seconds
 
     # -- clients -------------------------------------------------------------
 
@@ -133,20 +149,69 @@ class TaskManager:
 
     async def claim(
         self, runner_id: str, wait_seconds: float, wanted: Callable[[], bool]
-    ) -> Task | None:
-        """The oldest queued task, claimed for `runner_id` while `wanted()` holds."""
+    ) -> tuple[Task, dict[str, str]] | None:
+        """The oldest queued task, claimed for `runner_id` while `wanted()` holds, with
+        the values of the secrets it needs. A task whose secret is not set waits."""
         deadline = self._clock() + wait_seconds
         while wanted():
             listener = self._bus.listener(busmod.QUEUE)
-            now = self._clock()
-            task = self._store.claim_next(runner_id, now, eventcodec.claimed(runner_id, now))
-            if task is not None:
+            candidate = self._store.next_queued()
+            if candidate is not None:
+                secrets: dict[str, str] = {}
+                if candidate.spec.command.secrets:
+                    secrets, missing = await self._resolve(candidate.spec.command.secrets)
+                    if missing:
+                        self._block(candidate, missing[0])
+                        continue
+                if not wanted():
+                    return None
+                now = self._clock()
+                task = self._store.claim(
+                    candidate.id, runner_id, eventcodec.claimed(runner_id, now)
+                )
+                if task is None:
+                    continue  # another runner won it while the secrets were looked up
                 self._bus.notify(busmod.events_key(task.id))
-                return task
+                self._bus.notify(busmod.ALL)
+                return task, secrets
             remaining = deadline - self._clock()
             if remaining <= 0 or not await busmod.wait(listener, remaining):
                 return None
         return None
+
+    def _block(self, task: Task, secret: str) -> None:
+        now = self._clock()
+        deadline = now + self._secret_wait
+        events = self._store.block(
+            task.id, secret, deadline, eventcodec.secret_required(secret, "task", deadline, now)
+        )
+        log.warning(
+            "task %s waits for secret %s (until it is set, or %.0f s)",
+            task.id,
+            secret,
+            self._secret_wait,
+        )
+        self._published(task.id, events)
+
+    def secret_changed(self, name: str) -> None:
+        """Tasks waiting for `name` may be claimable now."""
+        if self._store.unblock(name):
+            self._bus.notify(busmod.QUEUE)
+
+    def expire_blocked(self) -> int:
+        """Fails the tasks that waited for a secret longer than they may."""
+        expired = self._store.blocked_past(self._clock())
+        for task in expired:
+            name = self._store.blocked_secret(task.id)
+            self._finish(
+                task,
+                TaskState.FAILED,
+                TaskResult(
+                    error=f"secret {name} is not set (waited {self._secret_wait:g} s): set it with"
+                    f" `stigmer secrets set {name}` and run the task again"
+                ),
+            )
+        return len(expired)
 
     def _owned(self, task_id: str, runner_id: str, attempt: int) -> Task:
         task = self.get(task_id)
@@ -211,6 +276,8 @@ class TaskManager:
         stranded = self._store.active_tasks()
         for task in stranded:
             self._settle(task, "the daemon stopped while the task was running")
+        # A secret may have been set while no daemon ran: look again at claim time.
+        self._store.unblock()
         return len(stranded)
 
     # -- internals -----------------------------------------------------------

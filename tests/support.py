@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -130,22 +131,32 @@ class Daemon:
         self.process: subprocess.Popen[bytes] | None = None
         self._log = home / "daemon-test.log"
         self.channels: list[grpc.aio.Channel] = []
+        # Added to the daemon's environment (a test keyring's bus, say).
+        self.extra_env: dict[str, str] = {}
 
     @property
     def env(self) -> dict[str, str]:
-        return env_for(self.home)
+        return {**env_for(self.home), **self.extra_env}
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self, stdin_secrets: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Starts the daemon; `stdin_secrets` are handed over as `stigmer local start` does."""
         self.home.mkdir(parents=True, exist_ok=True)
+        env = self.env
+        if stdin_secrets is not None:
+            env["STIGMER_SECRETS_ON_STDIN"] = "1"
         with open(self._log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "daemon"],
                 cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
+                env=env,
+                stdin=subprocess.DEVNULL if stdin_secrets is None else subprocess.PIPE,
                 stdout=log,
                 stderr=log,
             )
+        if stdin_secrets is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(stdin_secrets).encode())
+            self.process.stdin.close()
         return self.process
 
     def run_to_exit(self) -> subprocess.CompletedProcess[bytes]:
@@ -161,8 +172,10 @@ class Daemon:
     def log_text(self) -> str:
         return self._log.read_text() if self._log.exists() else ""
 
-    async def start(self, runners: int | None = None) -> Client:
-        self.spawn()
+    async def start(
+        self, runners: int | None = None, stdin_secrets: dict[str, str] | None = None
+    ) -> Client:
+        self.spawn(stdin_secrets)
         client = await self.connect()
         expected = runners
 

@@ -13,6 +13,8 @@ from daemon.config import Config
 from daemon.errors import InvalidArgument, Unimplemented
 from daemon.model import CommandSpec, Task, TaskResult, TaskSpec, TaskState
 from protos import task_pb2
+from shared.redact import Redactor, looks_like_key
+from shared.secretstore import valid_name
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_ARGV_BYTES = 256 * 1024
@@ -48,6 +50,7 @@ def task_to_proto(task: Task) -> task_pb2.Task:
             cwd=command.cwd,
             env=command.env,
             timeout_seconds=command.timeout_seconds,
+            secrets=command.secrets,
         ),
         retry=task_pb2.RetryPolicy(max_attempts=task.spec.max_attempts),
         labels=task.spec.labels,
@@ -80,7 +83,20 @@ def _check_text(field: str, value: str, limit: int) -> None:
         raise InvalidArgument(field, value, f"keep it under {limit} bytes")
 
 
-def _command(message: task_pb2.CommandSpec, workspace: str, config: Config) -> CommandSpec:
+def _no_secret(field: str, value: str, redactor: Redactor) -> None:
+    """Values never travel in a spec: it is stored, listed and shown."""
+    if redactor.knows(value) or looks_like_key(value):
+        raise InvalidArgument(
+            field,
+            redactor.text(value),
+            "it holds a secret; store it with `stigmer secrets set NAME` and pass the name"
+            " in spec.command.secrets (`stigmer run --secret NAME`)",
+        )
+
+
+def _command(
+    message: task_pb2.CommandSpec, workspace: str, config: Config, redactor: Redactor
+) -> CommandSpec:
     argv = tuple(message.argv)
     if not argv:
         raise InvalidArgument(
@@ -90,6 +106,7 @@ def _command(message: task_pb2.CommandSpec, workspace: str, config: Config) -> C
         raise InvalidArgument("spec.command.argv[0]", "", "name the program to run")
     for i, arg in enumerate(argv):
         _check_text(f"spec.command.argv[{i}]", arg, MAX_ARGV_BYTES)
+        _no_secret(f"spec.command.argv[{i}]", arg, redactor)
     if sum(len(a.encode()) for a in argv) > MAX_ARGV_BYTES:
         raise InvalidArgument(
             "spec.command.argv",
@@ -127,12 +144,28 @@ def _command(message: task_pb2.CommandSpec, workspace: str, config: Config) -> C
         if name.startswith("STIGMER_"):
             raise InvalidArgument("spec.command.env", name, "STIGMER_* names are reserved")
         _check_text(f"spec.command.env[{name}]", value, 64 * 1024)
+        _no_secret(f"spec.command.env[{name}]", value, redactor)
+    for name in message.secrets:
+        if not valid_name(name):
+            raise InvalidArgument(
+                "spec.command.secrets",
+                name,
+                "use variable names such as GITHUB_TOKEN (A-Z, 0-9, _)",
+            )
+        if name in env:
+            raise InvalidArgument(
+                "spec.command.secrets", name, "it is also in spec.command.env; keep one of them"
+            )
     return CommandSpec(
-        argv=argv, cwd=cwd, env=env, timeout_seconds=timeout or config.default_timeout_seconds
+        argv=argv,
+        cwd=cwd,
+        env=env,
+        timeout_seconds=timeout or config.default_timeout_seconds,
+        secrets=tuple(dict.fromkeys(message.secrets)),
     )
 
 
-def spec_from_proto(message: task_pb2.TaskSpec, config: Config) -> TaskSpec:
+def spec_from_proto(message: task_pb2.TaskSpec, config: Config, redactor: Redactor) -> TaskSpec:
     kind = message.WhichOneof("kind")
     if kind is None:
         raise InvalidArgument(
@@ -164,8 +197,9 @@ def spec_from_proto(message: task_pb2.TaskSpec, config: Config) -> TaskSpec:
         if not key or len(key) > 63:
             raise InvalidArgument("spec.labels", key, "keys are 1 to 63 characters")
         _check_text(f"spec.labels[{key}]", value, 256)
+        _no_secret(f"spec.labels[{key}]", value, redactor)
     return TaskSpec(
-        command=_command(message.command, workspace, config),
+        command=_command(message.command, workspace, config, redactor),
         workspace_path=workspace,
         max_attempts=attempts or config.default_max_attempts,
         labels=labels,

@@ -12,6 +12,7 @@ import grpc
 
 from daemon import errors
 from shared import auth
+from shared.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +42,33 @@ def status_of(error: errors.DaemonError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+async def _abort_for(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, redactor: Redactor
+) -> None:
     if isinstance(exc, errors.DaemonError):
-        await context.abort(status_of(exc), str(exc))
+        # Messages quote what the caller sent, which may hold a secret.
+        await context.abort(status_of(exc), redactor.text(str(exc)))
     log.exception("unexpected error", exc_info=exc)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error in the daemon; see its log")
 
 
-def _guard_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _guard_unary(
+    behavior: Callable[..., Awaitable[Any]], redactor: Redactor
+) -> Callable[..., Awaitable[Any]]:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await behavior(request, context)
         except (errors.DaemonError, Exception) as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
-            await _abort_for(context, exc)
+            await _abort_for(context, exc, redactor)
 
     return guarded
 
 
-def _guard_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+def _guard_stream(
+    behavior: Callable[..., AsyncIterator[Any]], redactor: Redactor
+) -> Callable[..., AsyncIterator[Any]]:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             async for item in behavior(request, context):
@@ -68,7 +76,7 @@ def _guard_stream(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., 
         except (errors.DaemonError, Exception) as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
-            await _abort_for(context, exc)
+            await _abort_for(context, exc, redactor)
 
     return guarded
 
@@ -93,9 +101,15 @@ def _refuse(handler: Handler, code: grpc.StatusCode, message: str) -> Any:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Client token for client services, a runner's token for WorkerService only."""
 
-    def __init__(self, client_token: str, runner_for_token: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        client_token: str,
+        runner_for_token: Callable[[str], str | None],
+        redactor: Redactor,
+    ) -> None:
         self._client_token = client_token
         self._runner_for_token = runner_for_token
+        self._redactor = redactor
 
     def _check(self, method: str, token: str | None) -> tuple[grpc.StatusCode, str] | None:
         if method.startswith(OPEN_PREFIXES):
@@ -137,13 +151,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return _refuse(handler, *refusal)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _guard_unary(handler.unary_unary),
+                _guard_unary(handler.unary_unary, self._redactor),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _guard_stream(handler.unary_stream),  # type: ignore[arg-type]
+                _guard_stream(handler.unary_stream, self._redactor),  # type: ignore[arg-type]
                 handler.request_deserializer,
                 handler.response_serializer,
             )

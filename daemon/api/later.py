@@ -7,22 +7,10 @@ from typing import Any
 
 from daemon.errors import Unimplemented
 from protos import (
-    secret_service_pb2_grpc,
     skill_service_pb2_grpc,
 )
 
 Context = Any
-
-
-class SecretService(secret_service_pb2_grpc.SecretServiceServicer):
-    async def ListSecrets(self, request: Any, context: Context) -> Any:
-        raise Unimplemented("secrets management is not available yet in this version")
-
-    async def SetSecret(self, request: Any, context: Context) -> Any:
-        raise Unimplemented("secrets management is not available yet in this version")
-
-    async def DeleteSecret(self, request: Any, context: Context) -> Any:
-        raise Unimplemented("secrets management is not available yet in this version")
 
 
 class SkillService(skill_service_pb2_grpc.SkillServiceServicer):

@@ -11,6 +11,7 @@ from daemon.config import Config
 from daemon.errors import InvalidArgument, Unimplemented
 from daemon.tasks import TaskManager
 from protos import task_pb2, task_service_pb2, task_service_pb2_grpc
+from shared.redact import Redactor
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -19,15 +20,16 @@ Context = Any
 
 
 class TaskService(task_service_pb2_grpc.TaskServiceServicer):
-    def __init__(self, tasks: TaskManager, config: Config) -> None:
+    def __init__(self, tasks: TaskManager, config: Config, redactor: Redactor) -> None:
         self._tasks = tasks
         self._config = config
+        self._redactor = redactor
 
     async def CreateTask(
         self, request: task_service_pb2.CreateTaskRequest, context: Context
     ) -> task_pb2.Task:
         request_id = convert.request_id(request.request_id)
-        spec = convert.spec_from_proto(request.spec, self._config)
+        spec = convert.spec_from_proto(request.spec, self._config, self._redactor)
         return convert.task_to_proto(self._tasks.create(spec, request_id))
 
     async def GetTask(

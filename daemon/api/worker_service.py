@@ -14,6 +14,7 @@ from daemon.supervision.supervisor import Supervisor
 from daemon.tasks import TaskManager
 from protos import worker_service_pb2, worker_service_pb2_grpc
 from shared import auth
+from shared.redact import Redactor
 
 Context = Any
 MAX_BATCH = 10_000
@@ -26,11 +27,13 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         supervisor: Supervisor,
         config: Config,
         clock: Any,
+        redactor: Redactor,
     ) -> None:
         self._tasks = tasks
         self._supervisor = supervisor
         self._config = config
         self._clock = clock
+        self._redactor = redactor
 
     async def _caller(self, request_runner_id: str, context: Context) -> str:
         """The runner the call's token belongs to; it may act only as itself."""
@@ -70,16 +73,17 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> worker_service_pb2.ClaimTaskResponse:
         runner_id = await self._caller(request.runner_id, context)
         wait = self._wait(request.wait_seconds)
-        task = await self._tasks.claim(
+        claimed = await self._tasks.claim(
             runner_id, wait, lambda: self._supervisor.may_claim(runner_id)
         )
         self._supervisor.seen(runner_id)
-        if task is None:
+        if claimed is None:
             if not self._supervisor.may_claim(runner_id):
                 raise Aborted(f"{runner_id} is stopping: it takes no new task")
             return worker_service_pb2.ClaimTaskResponse()
+        task, secrets = claimed
         return worker_service_pb2.ClaimTaskResponse(
-            task=convert.task_to_proto(task), attempt=task.attempt
+            task=convert.task_to_proto(task), attempt=task.attempt, env=secrets
         )
 
     async def Heartbeat(
@@ -104,7 +108,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             )
         now = self._clock()
         try:
-            events = [eventcodec.from_proto(e, now, runner_id) for e in request.events]
+            events = [
+                eventcodec.from_proto(e, now, runner_id, self._redactor) for e in request.events
+            ]
         except ValueError as exc:
             raise InvalidArgument("events", "an event", f"{exc}: set one payload") from None
         for event in request.events:
@@ -121,6 +127,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         runner_id = await self._caller(request.runner_id, context)
         state = convert.state_from_proto(request.state, "state")
         result = request.result
+        eventcodec.scrub(result, self._redactor)
         task = self._tasks.complete(
             runner_id,
             request.task_id,

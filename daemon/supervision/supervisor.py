@@ -13,7 +13,7 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +86,8 @@ class Supervisor:
         on_transition: Callable[[Transition], object],
         current_task: Callable[[str], str | None],
         clock: Callable[[], float],
+        secret_env: Callable[[], Awaitable[dict[str, str]]],
+        redact: Callable[[bytes], bytes] | None = None,
         base_env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -97,6 +99,8 @@ class Supervisor:
         self._on_transition = on_transition
         self._current_task = current_task
         self._clock = clock
+        self._secret_env = secret_env
+        self._redact = redact
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._rng = rng or random.Random()
         self._runners: dict[str, Runner] = {}
@@ -203,6 +207,7 @@ class Supervisor:
                 self._log_dir / f"{runner_id}.log",
                 self._rules.log_max_bytes,
                 self._rules.log_backups,
+                redact=self._redact,
             ),
         )
         self._runners[runner_id] = runner
@@ -252,6 +257,12 @@ class Supervisor:
             *(self._stop_one(r, drain, restart=True) for r in chosen if r.process is not None)
         )
         return chosen
+
+    async def restart_running(self, drain: bool) -> None:
+        """Restarts the runners that have a process (so they read their environment
+        again); stopped or FATAL ones read it whenever they next start."""
+        alive = [r for r in self.runners() if r.process is not None and r.want_running]
+        await asyncio.gather(*(self._stop_one(r, drain, restart=True) for r in alive))
 
     async def scale(self, count: int) -> list[Runner]:
         if not 0 <= count <= MAX_RUNNERS:
@@ -381,6 +392,8 @@ class Supervisor:
     async def _spawn(self, runner: Runner) -> asyncio.subprocess.Process:
         runner.token = auth.new_token()
         env = dict(self._base_env)
+        # Read fresh at each spawn, so a changed key reaches the next runner.
+        env.update(await self._secret_env())
         env.update(
             {
                 auth.ENV_ADDRESS: self._address,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,8 @@ async def test_claim_is_fifo_and_exclusive(manager: TaskManager) -> None:
     got_a = await manager.claim("runner-0", 0, lambda: True)
     got_b = await manager.claim("runner-1", 0, lambda: True)
     assert got_a is not None and got_b is not None
-    assert (got_a.id, got_b.id) == (a.id, b.id)
-    assert got_a.state is TaskState.CLAIMED and got_a.attempt == 1
+    assert (got_a[0].id, got_b[0].id) == (a.id, b.id)
+    assert got_a[0].state is TaskState.CLAIMED and got_a[0].attempt == 1
     assert await manager.claim("runner-0", 0, lambda: True) is None
 
 
@@ -71,7 +72,7 @@ async def test_claim_waits_for_a_new_task(manager: TaskManager) -> None:
     await asyncio.sleep(0)
     task = manager.create(spec("x"), "")
     claimed = await asyncio.wait_for(waiting, 5)
-    assert claimed is not None and claimed.id == task.id
+    assert claimed is not None and claimed[0].id == task.id
 
 
 async def test_published_events_are_numbered_and_resends_dropped(manager: TaskManager) -> None:
@@ -108,7 +109,7 @@ async def test_lost_runner_requeues_then_fails(manager: TaskManager) -> None:
     manager.runner_lost("runner-0", "was killed by signal 9 (SIGKILL)")
     assert manager.get(task.id).state is TaskState.QUEUED
     again = await manager.claim("runner-1", 0, lambda: True)
-    assert again is not None and again.attempt == 2
+    assert again is not None and again[0].attempt == 2
     manager.runner_lost("runner-1", "exited with code 1")
     final = manager.get(task.id)
     assert final.state is TaskState.FAILED
@@ -161,3 +162,41 @@ async def test_watch_follows_live_events(manager: TaskManager) -> None:
     manager.complete("runner-0", task.id, 1, TaskState.SUCCEEDED, TaskResult(exit_code=0))
     await asyncio.wait_for(watcher, 5)
     assert seen == ["queued", "claimed", "log", "finished"]
+
+
+async def test_a_task_waits_for_its_secret_then_gets_it(tmp_path: Path) -> None:
+    stored: dict[str, str] = {}
+
+    async def resolve(names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+        return {n: stored[n] for n in names if n in stored}, [n for n in names if n not in stored]
+
+    clock = Clock()
+    manager = TaskManager(Store(tmp_path / "db"), Bus(), tmp_path / "ws", clock, resolve, 60)
+    task = manager.create(TaskSpec(CommandSpec(("gh",), secrets=("GH_TOKEN",))), "")
+    assert await manager.claim("runner-0", 0, lambda: True) is None
+    events = manager._store.events_after(task.id, 0, 100)
+    assert [e.kind for e in events] == ["queued", "secret_required"]
+    assert eventcodec.to_proto(events[1]).secret_required.name == "GH_TOKEN"
+    stored["GH_TOKEN"] = "token-value-123"
+    manager.secret_changed("GH_TOKEN")
+    claimed = await manager.claim("runner-0", 0, lambda: True)
+    assert claimed is not None and claimed[1] == {"GH_TOKEN": "token-value-123"}
+
+
+async def test_a_task_whose_secret_never_comes_fails_naming_it(tmp_path: Path) -> None:
+    clock = Clock()
+    manager = TaskManager(Store(tmp_path / "db"), Bus(), tmp_path / "ws", clock, _none, 60)
+    task = manager.create(TaskSpec(CommandSpec(("gh",), secrets=("GH_TOKEN",))), "")
+    assert await manager.claim("runner-0", 0, lambda: True) is None
+    clock.now += 59
+    assert manager.expire_blocked() == 0
+    clock.now += 2
+    assert manager.expire_blocked() == 1
+    failed = manager.get(task.id)
+    assert failed.state is TaskState.FAILED and failed.result is not None
+    assert "secret GH_TOKEN is not set" in failed.result.error
+    assert "stigmer secrets set GH_TOKEN" in failed.result.error
+
+
+async def _none(names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    return {}, list(names)
