@@ -31,6 +31,8 @@ def test_values_are_read() -> None:
         ("[runners]\nexitcodes = [0, 300]\n", ["runners.exitcodes", "0 to 255"]),
         ("[runners]\nexitcodes = []\n", ["runners.exitcodes", "non-empty"]),
         ("[runners]\nstop_grace_seconds = 0\n", ["runners.stop_grace_seconds", "more than 0"]),
+        ("[secrets]\nrequired = ['lower']\n", ["secrets.required", "variable names"]),
+        ("[secrets]\nrequired = 'X'\n", ["secrets.required"]),
     ],
 )
 def test_errors_name_key_value_and_fix(text: str, names: list[str]) -> None:
@@ -52,3 +54,9 @@ def test_runner_policy_keys() -> None:
 
 def test_integer_accepted_where_seconds_expected() -> None:
     assert parse("[tasks]\ndefault_timeout_seconds = 60\n").default_timeout_seconds == 60.0
+
+
+def test_secrets_keys() -> None:
+    assert Config().required_secrets == ("ANTHROPIC_API_KEY",)
+    config = parse("[secrets]\nrequired = []\nwait_seconds = 5\n")
+    assert config.required_secrets == () and config.secret_wait_seconds == 5.0
