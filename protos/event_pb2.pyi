@@ -523,6 +523,7 @@ class ApprovalResolved(_message.Message):
     APPROVED_FIELD_NUMBER: _builtins.int
     RESOLVED_BY_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ALWAYS_FIELD_NUMBER: _builtins.int
     approval_id: _builtins.str
     """The approval answered."""
     approved: _builtins.bool
@@ -531,6 +532,8 @@ class ApprovalResolved(_message.Message):
     """Who answered ("timeout" when nobody did)."""
     reason: _builtins.str
     """The answerer's reason, if any."""
+    always: _builtins.bool
+    """The answer also allows calls like this one for the rest of the task."""
     def __init__(
         self,
         *,
@@ -538,10 +541,11 @@ class ApprovalResolved(_message.Message):
         approved: _builtins.bool = ...,
         resolved_by: _builtins.str = ...,
         reason: _builtins.str = ...,
+        always: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "approved", b"approved", "reason", b"reason", "resolved_by", b"resolved_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["always", b"always", "approval_id", b"approval_id", "approved", b"approved", "reason", b"reason", "resolved_by", b"resolved_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -556,22 +560,30 @@ class Usage(_message.Message):
     INPUT_TOKENS_FIELD_NUMBER: _builtins.int
     OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     input_tokens: _builtins.int
     """Input tokens."""
     output_tokens: _builtins.int
     """Output tokens."""
     cost_usd: _builtins.float
     """Estimated cost in US dollars."""
+    turns: _builtins.int
+    """Model round trips so far."""
+    model: _builtins.str
+    """The model answering."""
     def __init__(
         self,
         *,
         input_tokens: _builtins.int = ...,
         output_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
+        turns: _builtins.int = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

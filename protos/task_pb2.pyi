@@ -219,6 +219,50 @@ class AgentLimits(_message.Message):
 Global___AgentLimits: _TypeAlias = AgentLimits  # noqa: Y015
 
 @_typing.final
+class AgentConstraints(_message.Message):
+    """What an agent may touch, beyond its policy (from a task file's scope and constraints)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_WRITE_GLOBS_FIELD_NUMBER: _builtins.int
+    ALLOWED_READ_GLOBS_FIELD_NUMBER: _builtins.int
+    MAX_FILES_CHANGED_FIELD_NUMBER: _builtins.int
+    MAX_DIFF_BYTES_FIELD_NUMBER: _builtins.int
+    DENYLISTED_COMMANDS_FIELD_NUMBER: _builtins.int
+    max_files_changed: _builtins.int
+    """At most this many files may be created, changed or deleted (0: no limit)."""
+    max_diff_bytes: _builtins.int
+    """At most this many bytes written in all (0: no limit)."""
+    @_builtins.property
+    def allowed_write_globs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Globs, relative to the workspace, that writes must match; empty allows any path in it."""
+
+    @_builtins.property
+    def allowed_read_globs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Globs, relative to the workspace, that reads must match; empty allows any path in it."""
+
+    @_builtins.property
+    def denylisted_commands(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Command prefixes the agent may never run, added to the deny rules (e.g. "git push")."""
+
+    def __init__(
+        self,
+        *,
+        allowed_write_globs: _abc.Iterable[_builtins.str] | None = ...,
+        allowed_read_globs: _abc.Iterable[_builtins.str] | None = ...,
+        max_files_changed: _builtins.int = ...,
+        max_diff_bytes: _builtins.int = ...,
+        denylisted_commands: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_read_globs", b"allowed_read_globs", "allowed_write_globs", b"allowed_write_globs", "denylisted_commands", b"denylisted_commands", "max_diff_bytes", b"max_diff_bytes", "max_files_changed", b"max_files_changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentConstraints: _TypeAlias = AgentConstraints  # noqa: Y015
+
+@_typing.final
 class AgentSpec(_message.Message):
     """An LLM agent loop run by a runner (see docs: agent runs)."""
 
@@ -233,12 +277,21 @@ class AgentSpec(_message.Message):
     ALLOW_RULES_FIELD_NUMBER: _builtins.int
     ASK_RULES_FIELD_NUMBER: _builtins.int
     DENY_RULES_FIELD_NUMBER: _builtins.int
+    CONSTRAINTS_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    APPROVAL_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """What the agent should do, in the user's words. Must not be empty."""
     model: _builtins.str
     """Model name, for example "claude-sonnet-4-5". Empty means the configured one."""
     policy_level: Global___PolicyLevel.ValueType
     """How much the agent may do without asking."""
+    max_tokens: _builtins.int
+    """Output tokens per model request; 0 means the configured default."""
+    approval_timeout_seconds: _builtins.float
+    """Seconds an approval request waits for an answer before it is denied; 0 means
+    the configured default.
+    """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills to offer by name. Empty lets the registry pick by `skill_domains`."""
@@ -267,6 +320,10 @@ class AgentSpec(_message.Message):
     def deny_rules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Rules whose matches are always refused."""
 
+    @_builtins.property
+    def constraints(self) -> Global___AgentConstraints:
+        """Limits on what the agent may touch."""
+
     def __init__(
         self,
         *,
@@ -279,10 +336,13 @@ class AgentSpec(_message.Message):
         allow_rules: _abc.Iterable[_builtins.str] | None = ...,
         ask_rules: _abc.Iterable[_builtins.str] | None = ...,
         deny_rules: _abc.Iterable[_builtins.str] | None = ...,
+        constraints: Global___AgentConstraints | None = ...,
+        max_tokens: _builtins.int = ...,
+        approval_timeout_seconds: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_rules", b"allow_rules", "ask_rules", b"ask_rules", "deny_rules", b"deny_rules", "limits", b"limits", "model", b"model", "policy_level", b"policy_level", "prompt", b"prompt", "skill_domains", b"skill_domains", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_rules", b"allow_rules", "approval_timeout_seconds", b"approval_timeout_seconds", "ask_rules", b"ask_rules", "constraints", b"constraints", "deny_rules", b"deny_rules", "limits", b"limits", "max_tokens", b"max_tokens", "model", b"model", "policy_level", b"policy_level", "prompt", b"prompt", "skill_domains", b"skill_domains", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -450,6 +510,10 @@ class TaskResult(_message.Message):
     HAS_EXIT_CODE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    TURNS_FIELD_NUMBER: _builtins.int
     exit_code: _builtins.int
     """The program's exit code (command tasks), or -N when killed by signal N.
     Meaningful only when `has_exit_code` is true.
@@ -460,6 +524,14 @@ class TaskResult(_message.Message):
     """Why the task did not succeed, in words a user can act on. Empty on success."""
     summary: _builtins.str
     """A short summary of the outcome (the agent's final answer, for agent tasks)."""
+    input_tokens: _builtins.int
+    """Agent tasks: input tokens over the whole run."""
+    output_tokens: _builtins.int
+    """Agent tasks: output tokens over the whole run."""
+    cost_usd: _builtins.float
+    """Agent tasks: estimated cost in US dollars, from the daemon's price table."""
+    turns: _builtins.int
+    """Agent tasks: model round trips made."""
     def __init__(
         self,
         *,
@@ -467,10 +539,14 @@ class TaskResult(_message.Message):
         has_exit_code: _builtins.bool = ...,
         error: _builtins.str = ...,
         summary: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        turns: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "exit_code", b"exit_code", "has_exit_code", b"has_exit_code", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "error", b"error", "exit_code", b"exit_code", "has_exit_code", b"has_exit_code", "input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "summary", b"summary", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -23,34 +23,41 @@ _sym_db = _symbol_database.Default()
 
 
 from protos import event_pb2 as protos_dot_event__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from protos import task_pb2 as protos_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/task_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\x1a\x11protos/task.proto\"Q\n\x11\x43reateTaskRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.stigmer.local.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"f\n\x10ListTasksRequest\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.stigmer.local.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x11WatchTaskResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.stigmer.local.v1.Event\"r\n\x14\x41pproveActionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\t\"O\n\x15\x41pproveActionResponse\x12\x36\n\nresolution\x18\x01 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolved2\xf8\x03\n\x0bTaskService\x12I\n\nCreateTask\x12#.stigmer.local.v1.CreateTaskRequest\x1a\x16.stigmer.local.v1.Task\x12\x43\n\x07GetTask\x12 .stigmer.local.v1.GetTaskRequest\x1a\x16.stigmer.local.v1.Task\x12T\n\tListTasks\x12\".stigmer.local.v1.ListTasksRequest\x1a#.stigmer.local.v1.ListTasksResponse\x12I\n\nCancelTask\x12#.stigmer.local.v1.CancelTaskRequest\x1a\x16.stigmer.local.v1.Task\x12V\n\tWatchTask\x12\".stigmer.local.v1.WatchTaskRequest\x1a#.stigmer.local.v1.WatchTaskResponse0\x01\x12`\n\rApproveAction\x12&.stigmer.local.v1.ApproveActionRequest\x1a\'.stigmer.local.v1.ApproveActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/task_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11protos/task.proto\"Q\n\x11\x43reateTaskRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.stigmer.local.v1.TaskSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"f\n\x10ListTasksRequest\x12+\n\x06states\x18\x01 \x03(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.stigmer.local.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\"<\n\x11WatchTaskResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.stigmer.local.v1.Event\"\x82\x01\n\x14\x41pproveActionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0b\x61nswered_by\x18\x05 \x01(\t\x12\x0e\n\x06\x61lways\x18\x06 \x01(\x08\"O\n\x15\x41pproveActionResponse\x12\x36\n\nresolution\x18\x01 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolved\"J\n\x10ListAuditRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"\xaf\x02\n\x0b\x41uditRecord\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0f\n\x07\x63\x61ll_id\x18\x03 \x01(\t\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12\x12\n\ninput_json\x18\x05 \x01(\t\x12,\n\x08\x64\x65\x63ision\x18\x06 \x01(\x0e\x32\x1a.stigmer.local.v1.Decision\x12\x0c\n\x04rule\x18\x07 \x01(\t\x12\x13\n\x0b\x61pproved_by\x18\x08 \x01(\t\x12\x16\n\texit_code\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08is_error\x18\n \x01(\x08\x12\x18\n\x10\x64uration_seconds\x18\x0b \x01(\x01\x12(\n\x04time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_exit_code\"\\\n\x11ListAuditResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.stigmer.local.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xce\x04\n\x0bTaskService\x12I\n\nCreateTask\x12#.stigmer.local.v1.CreateTaskRequest\x1a\x16.stigmer.local.v1.Task\x12\x43\n\x07GetTask\x12 .stigmer.local.v1.GetTaskRequest\x1a\x16.stigmer.local.v1.Task\x12T\n\tListTasks\x12\".stigmer.local.v1.ListTasksRequest\x1a#.stigmer.local.v1.ListTasksResponse\x12I\n\nCancelTask\x12#.stigmer.local.v1.CancelTaskRequest\x1a\x16.stigmer.local.v1.Task\x12V\n\tWatchTask\x12\".stigmer.local.v1.WatchTaskRequest\x1a#.stigmer.local.v1.WatchTaskResponse0\x01\x12`\n\rApproveAction\x12&.stigmer.local.v1.ApproveActionRequest\x1a\'.stigmer.local.v1.ApproveActionResponse\x12T\n\tListAudit\x12\".stigmer.local.v1.ListAuditRequest\x1a#.stigmer.local.v1.ListAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.task_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATETASKREQUEST']._serialized_start=86
-  _globals['_CREATETASKREQUEST']._serialized_end=167
-  _globals['_GETTASKREQUEST']._serialized_start=169
-  _globals['_GETTASKREQUEST']._serialized_end=202
-  _globals['_LISTTASKSREQUEST']._serialized_start=204
-  _globals['_LISTTASKSREQUEST']._serialized_end=306
-  _globals['_LISTTASKSRESPONSE']._serialized_start=308
-  _globals['_LISTTASKSRESPONSE']._serialized_end=391
-  _globals['_CANCELTASKREQUEST']._serialized_start=393
-  _globals['_CANCELTASKREQUEST']._serialized_end=445
-  _globals['_WATCHTASKREQUEST']._serialized_start=447
-  _globals['_WATCHTASKREQUEST']._serialized_end=501
-  _globals['_WATCHTASKRESPONSE']._serialized_start=503
-  _globals['_WATCHTASKRESPONSE']._serialized_end=563
-  _globals['_APPROVEACTIONREQUEST']._serialized_start=565
-  _globals['_APPROVEACTIONREQUEST']._serialized_end=679
-  _globals['_APPROVEACTIONRESPONSE']._serialized_start=681
-  _globals['_APPROVEACTIONRESPONSE']._serialized_end=760
-  _globals['_TASKSERVICE']._serialized_start=763
-  _globals['_TASKSERVICE']._serialized_end=1267
+  _globals['_CREATETASKREQUEST']._serialized_start=119
+  _globals['_CREATETASKREQUEST']._serialized_end=200
+  _globals['_GETTASKREQUEST']._serialized_start=202
+  _globals['_GETTASKREQUEST']._serialized_end=235
+  _globals['_LISTTASKSREQUEST']._serialized_start=237
+  _globals['_LISTTASKSREQUEST']._serialized_end=339
+  _globals['_LISTTASKSRESPONSE']._serialized_start=341
+  _globals['_LISTTASKSRESPONSE']._serialized_end=424
+  _globals['_CANCELTASKREQUEST']._serialized_start=426
+  _globals['_CANCELTASKREQUEST']._serialized_end=478
+  _globals['_WATCHTASKREQUEST']._serialized_start=480
+  _globals['_WATCHTASKREQUEST']._serialized_end=534
+  _globals['_WATCHTASKRESPONSE']._serialized_start=536
+  _globals['_WATCHTASKRESPONSE']._serialized_end=596
+  _globals['_APPROVEACTIONREQUEST']._serialized_start=599
+  _globals['_APPROVEACTIONREQUEST']._serialized_end=729
+  _globals['_APPROVEACTIONRESPONSE']._serialized_start=731
+  _globals['_APPROVEACTIONRESPONSE']._serialized_end=810
+  _globals['_LISTAUDITREQUEST']._serialized_start=812
+  _globals['_LISTAUDITREQUEST']._serialized_end=886
+  _globals['_AUDITRECORD']._serialized_start=889
+  _globals['_AUDITRECORD']._serialized_end=1192
+  _globals['_LISTAUDITRESPONSE']._serialized_start=1194
+  _globals['_LISTAUDITRESPONSE']._serialized_end=1286
+  _globals['_TASKSERVICE']._serialized_start=1289
+  _globals['_TASKSERVICE']._serialized_end=1879
 # @@protoc_insertion_point(module_scope)

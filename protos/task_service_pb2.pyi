@@ -12,6 +12,7 @@ PERMISSION_DENIED a runner's token.
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from protos import event_pb2 as _event_pb2
 from protos import task_pb2 as _task_pb2
@@ -227,6 +228,7 @@ class ApproveActionRequest(_message.Message):
     APPROVE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ANSWERED_BY_FIELD_NUMBER: _builtins.int
+    ALWAYS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task that asked."""
     approval_id: _builtins.str
@@ -237,6 +239,8 @@ class ApproveActionRequest(_message.Message):
     """Why (optional); the agent sees it when refused."""
     answered_by: _builtins.str
     """Who answers, for the audit (for example "vscode:alice")."""
+    always: _builtins.bool
+    """With `approve`: also allow calls like this one for the rest of the task."""
     def __init__(
         self,
         *,
@@ -245,10 +249,11 @@ class ApproveActionRequest(_message.Message):
         approve: _builtins.bool = ...,
         reason: _builtins.str = ...,
         answered_by: _builtins.str = ...,
+        always: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "approval_id", b"approval_id", "approve", b"approve", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["always", b"always", "answered_by", b"answered_by", "approval_id", b"approval_id", "approve", b"approve", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -277,3 +282,131 @@ class ApproveActionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApproveActionResponse: _TypeAlias = ApproveActionResponse  # noqa: Y015
+
+@_typing.final
+class ListAuditRequest(_message.Message):
+    """ListAudit's request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Only this task's records; empty means all tasks."""
+    page_size: _builtins.int
+    """At most this many records (0 means 100; at most 1000)."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditRequest: _TypeAlias = ListAuditRequest  # noqa: Y015
+
+@_typing.final
+class AuditRecord(_message.Message):
+    """One agent tool call, as the audit keeps it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    INPUT_JSON_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    IS_ERROR_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task."""
+    attempt: _builtins.int
+    """The attempt."""
+    call_id: _builtins.str
+    """The model's id for the call."""
+    tool: _builtins.str
+    """The tool."""
+    input_json: _builtins.str
+    """The call's input as JSON, redacted."""
+    decision: _event_pb2.Decision.ValueType
+    """What the policy decided."""
+    rule: _builtins.str
+    """The rule or level that decided."""
+    approved_by: _builtins.str
+    """Who approved or denied an ask ("timeout" when nobody did); empty otherwise."""
+    exit_code: _builtins.int
+    """The exit code of a bash call; unset for other tools."""
+    is_error: _builtins.bool
+    """True when the tool failed or was refused."""
+    duration_seconds: _builtins.float
+    """How long it ran, in seconds."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        call_id: _builtins.str = ...,
+        tool: _builtins.str = ...,
+        input_json: _builtins.str = ...,
+        decision: _event_pb2.Decision.ValueType = ...,
+        rule: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        exit_code: _builtins.int | None = ...,
+        is_error: _builtins.bool = ...,
+        duration_seconds: _builtins.float = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "exit_code", b"exit_code", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "approved_by", b"approved_by", "attempt", b"attempt", "call_id", b"call_id", "decision", b"decision", "duration_seconds", b"duration_seconds", "exit_code", b"exit_code", "input_json", b"input_json", "is_error", b"is_error", "rule", b"rule", "task_id", b"task_id", "time", b"time", "tool", b"tool"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
+    _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
+
+Global___AuditRecord: _TypeAlias = AuditRecord  # noqa: Y015
+
+@_typing.final
+class ListAuditResponse(_message.Message):
+    """ListAudit's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it as `page_token` for the next page; empty on the last one."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditRecord]:
+        """The records, newest first."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___AuditRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditResponse: _TypeAlias = ListAuditResponse  # noqa: Y015

@@ -66,6 +66,11 @@ class TaskServiceStub:
                 request_serializer=protos_dot_task__service__pb2.ApproveActionRequest.SerializeToString,
                 response_deserializer=protos_dot_task__service__pb2.ApproveActionResponse.FromString,
                 _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/stigmer.local.v1.TaskService/ListAudit',
+                request_serializer=protos_dot_task__service__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=protos_dot_task__service__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -125,6 +130,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """Lists audit records (one per agent tool call: tool, redacted input, decision,
+        who approved, exit code, duration), newest first. NOT_FOUND for an unknown task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +170,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ApproveAction,
                     request_deserializer=protos_dot_task__service__pb2.ApproveActionRequest.FromString,
                     response_serializer=protos_dot_task__service__pb2.ApproveActionResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=protos_dot_task__service__pb2.ListAuditRequest.FromString,
+                    response_serializer=protos_dot_task__service__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +340,33 @@ class TaskService:
             '/stigmer.local.v1.TaskService/ApproveAction',
             protos_dot_task__service__pb2.ApproveActionRequest.SerializeToString,
             protos_dot_task__service__pb2.ApproveActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stigmer.local.v1.TaskService/ListAudit',
+            protos_dot_task__service__pb2.ListAuditRequest.SerializeToString,
+            protos_dot_task__service__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

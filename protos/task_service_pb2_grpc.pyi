@@ -68,6 +68,10 @@ class TaskServiceStub:
     """Answers an approval request of a running agent task. NOT_FOUND for an
     unknown approval; FAILED_PRECONDITION when it was already answered.
     """
+    ListAudit: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListAuditRequest, _task_service_pb2.ListAuditResponse]
+    """Lists audit records (one per agent tool call: tool, redacted input, decision,
+    who approved, exit code, duration), newest first. NOT_FOUND for an unknown task.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -101,6 +105,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     ApproveAction: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ApproveActionRequest, _task_service_pb2.ApproveActionResponse]  # type: ignore[assignment]
     """Answers an approval request of a running agent task. NOT_FOUND for an
     unknown approval; FAILED_PRECONDITION when it was already answered.
+    """
+    ListAudit: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListAuditRequest, _task_service_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """Lists audit records (one per agent tool call: tool, redacted input, decision,
+    who approved, exit code, duration), newest first. NOT_FOUND for an unknown task.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,6 +176,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_task_service_pb2.ApproveActionResponse, _abc.Awaitable[_task_service_pb2.ApproveActionResponse]]:
         """Answers an approval request of a running agent task. NOT_FOUND for an
         unknown approval; FAILED_PRECONDITION when it was already answered.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAudit(
+        self,
+        request: _task_service_pb2.ListAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListAuditResponse, _abc.Awaitable[_task_service_pb2.ListAuditResponse]]:
+        """Lists audit records (one per agent tool call: tool, redacted input, decision,
+        who approved, exit code, duration), newest first. NOT_FOUND for an unknown task.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

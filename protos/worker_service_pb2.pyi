@@ -367,6 +367,8 @@ class RequestApprovalRequest(_message.Message):
     TOOL_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    INPUT_JSON_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     runner_id: _builtins.str
     """The runner."""
     task_id: _builtins.str
@@ -381,6 +383,10 @@ class RequestApprovalRequest(_message.Message):
     """A one-line description of what would run."""
     timeout_seconds: _builtins.float
     """Seconds to wait for an answer before denying."""
+    input_json: _builtins.str
+    """The call's input as JSON (redacted by the daemon before anyone sees it)."""
+    rule: _builtins.str
+    """The rule or level that asked."""
     def __init__(
         self,
         *,
@@ -391,10 +397,12 @@ class RequestApprovalRequest(_message.Message):
         tool: _builtins.str = ...,
         summary: _builtins.str = ...,
         timeout_seconds: _builtins.float = ...,
+        input_json: _builtins.str = ...,
+        rule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "call_id", b"call_id", "runner_id", b"runner_id", "summary", b"summary", "task_id", b"task_id", "timeout_seconds", b"timeout_seconds", "tool", b"tool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "call_id", b"call_id", "input_json", b"input_json", "rule", b"rule", "runner_id", b"runner_id", "summary", b"summary", "task_id", b"task_id", "timeout_seconds", b"timeout_seconds", "tool", b"tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
