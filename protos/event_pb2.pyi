@@ -419,6 +419,7 @@ class ToolResult(_message.Message):
     IS_ERROR_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """The call it answers."""
     is_error: _builtins.bool
@@ -427,6 +428,8 @@ class ToolResult(_message.Message):
     """What the tool returned (possibly cut, with the count of what was cut)."""
     duration_seconds: _builtins.float
     """How long it ran, in seconds."""
+    exit_code: _builtins.int
+    """The exit code of a bash call; unset for other tools."""
     def __init__(
         self,
         *,
@@ -434,12 +437,15 @@ class ToolResult(_message.Message):
         is_error: _builtins.bool = ...,
         output: _builtins.str = ...,
         duration_seconds: _builtins.float = ...,
+        exit_code: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "exit_code", b"exit_code"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "duration_seconds", b"duration_seconds", "is_error", b"is_error", "output", b"output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code", "call_id", b"call_id", "duration_seconds", b"duration_seconds", "exit_code", b"exit_code", "is_error", b"is_error", "output", b"output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__exit_code: _TypeAlias = _typing.Literal["exit_code"]  # noqa: Y015
+    _WhichOneofArgType__exit_code: _TypeAlias = _typing.Literal["_exit_code", b"_exit_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exit_code) -> _WhichOneofReturnType__exit_code | None: ...
 
 Global___ToolResult: _TypeAlias = ToolResult  # noqa: Y015
 
