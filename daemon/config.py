@@ -41,6 +41,26 @@ class RunnerPolicy:
 
 
 @dataclass(frozen=True)
+class AgentDefaults:
+    """What an agent task gets when it does not say."""
+
+    model: str = "claude-sonnet-4-5"
+    max_tokens: int = 8192
+    # "" keeps the SDK's default (Anthropic's API); an Anthropic-compatible local
+    # server (Ollama, llama.cpp) works as well.
+    base_url: str = ""
+    level: str = "supervised"
+    max_turns: int = 50
+    max_wall_seconds: float = 1800.0
+    max_total_tokens: int = 2_000_000
+    max_cost_usd: float = 5.0
+    approval_timeout_seconds: float = 120.0
+    allow_rules: tuple[str, ...] = ()
+    ask_rules: tuple[str, ...] = ()
+    deny_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     # "" turns TCP off; the unix socket is always on.
     tcp_address: str = "127.0.0.1:50051"
@@ -55,6 +75,9 @@ class Config:
     required_secrets: tuple[str, ...] = ("ANTHROPIC_API_KEY",)
     # How long a task waits for a secret it needs before it fails.
     secret_wait_seconds: float = 300.0
+    agent: AgentDefaults = field(default_factory=AgentDefaults)
+    # Fresh task folders are removed this long after their task ended.
+    workspace_retention_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +85,9 @@ class _Key:
     attr: str
     convert: Callable[[object], object]  # raises ValueError when not allowed
     allowed: str
-    # Keys of the runner policy live in Config.policy.
+    # Keys of the runner policy live in Config.policy, of agents in Config.agent.
     in_policy: bool = False
+    in_agent: bool = False
 
 
 def _number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[object], object]:
@@ -117,6 +141,34 @@ def _secret_names(value: object) -> object:
     return tuple(value)
 
 
+def _strings(value: object) -> object:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError
+    return tuple(value)
+
+
+def _text(value: object) -> object:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValueError
+    return value
+
+
+def _url(value: object) -> object:
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        raise ValueError
+    return value.rstrip("/")
+
+
+def _level(value: object) -> object:
+    if value not in ("student", "intern", "supervised", "autonomous"):
+        raise ValueError
+    return value
+
+
+def _agent(attr: str, convert: Callable[[object], object], allowed: str) -> _Key:
+    return _Key(attr, convert, allowed, in_agent=True)
+
+
 def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool = False) -> _Key:
     return _Key(attr, rule[0], rule[1], policy)
 
@@ -157,6 +209,23 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "tasks": {
         "default_timeout_seconds": _key("default_timeout_seconds", _seconds(0, 86400)),
         "max_attempts": _key("default_max_attempts", _whole(1, 10)),
+        "workspace_retention_hours": _key("workspace_retention_hours", _seconds(0, 24 * 365)),
+    },
+    "agent": {
+        "model": _agent("model", _text, 'a model name such as "claude-sonnet-4-5"'),
+        "max_tokens": _agent("max_tokens", *_whole(1, 128_000)),
+        "base_url": _agent(
+            "base_url", _url, 'an http(s) URL such as "http://localhost:11434", or ""'
+        ),
+        "level": _agent("level", _level, '"student", "intern", "supervised" or "autonomous"'),
+        "max_turns": _agent("max_turns", *_whole(1, 10_000)),
+        "max_wall_seconds": _agent("max_wall_seconds", *_seconds(0, 86400)),
+        "max_total_tokens": _agent("max_total_tokens", *_whole(1, 1_000_000_000)),
+        "max_cost_usd": _agent("max_cost_usd", *_seconds(0, 100_000)),
+        "approval_timeout_seconds": _agent("approval_timeout_seconds", *_seconds(0, 86400)),
+        "allow": _agent("allow_rules", _strings, 'a list of rules such as ["bash(git status:*)"]'),
+        "ask": _agent("ask_rules", _strings, "a list of rules"),
+        "deny": _agent("deny_rules", _strings, "a list of rules"),
     },
 }
 
@@ -168,6 +237,7 @@ def parse(text: str, source: str = "config.toml") -> Config:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     top: dict[str, object] = {}
     policy: dict[str, object] = {}
+    agent: dict[str, object] = {}
     for section, body in data.items():
         keys = _SCHEMA.get(section)
         if keys is None:
@@ -186,9 +256,14 @@ def parse(text: str, source: str = "config.toml") -> Config:
                 raise ConfigError(
                     f"{source}: {section}.{name} = {raw!r} is not allowed; use {key.allowed}"
                 ) from None
-            (policy if key.in_policy else top)[key.attr] = value
+            target = policy if key.in_policy else agent if key.in_agent else top
+            target[key.attr] = value
     config = Config(**top)  # type: ignore[arg-type]
-    return replace(config, policy=replace(config.policy, **policy))  # type: ignore[arg-type]
+    return replace(
+        config,
+        policy=replace(config.policy, **policy),  # type: ignore[arg-type]
+        agent=replace(config.agent, **agent),  # type: ignore[arg-type]
+    )
 
 
 def load(path: Path) -> Config:

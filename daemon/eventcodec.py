@@ -30,6 +30,10 @@ def result_to_proto(result: TaskResult) -> task_pb2.TaskResult:
         has_exit_code=result.exit_code is not None,
         error=result.error,
         summary=result.summary,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cost_usd=result.cost_usd,
+        turns=result.turns,
     )
 
 
@@ -99,6 +103,29 @@ def scrub(message: Message, redactor: Redactor) -> None:
 
 def _repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
+
+
+def approval_requested(
+    approval_id: str, call_id: str, tool: str, summary: str, deadline: float, now: float
+) -> NewEvent:
+    message = event_pb2.ApprovalRequested(
+        approval_id=approval_id, call_id=call_id, tool=tool, summary=summary
+    )
+    message.deadline.FromNanoseconds(int(deadline * 1e9))
+    return _new("approval_requested", message, now)
+
+
+def approval_resolved(
+    approval_id: str, approved: bool, resolved_by: str, reason: str, always: bool, now: float
+) -> NewEvent:
+    message = event_pb2.ApprovalResolved(
+        approval_id=approval_id,
+        approved=approved,
+        resolved_by=resolved_by,
+        reason=reason,
+        always=always,
+    )
+    return _new("approval_resolved", message, now)
 
 
 def from_proto(event: event_pb2.Event, now: float, runner_id: str, redactor: Redactor) -> NewEvent:

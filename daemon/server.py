@@ -22,6 +22,8 @@ from daemon.api.runner_service import RunnerService
 from daemon.api.secret_service import SecretService
 from daemon.api.task_service import TaskService
 from daemon.api.worker_service import WorkerService
+from daemon.approvals import Approvals
+from daemon.audit import AuditTrail
 from daemon.bus import Bus
 from daemon.config import Config
 from daemon.secrets import Secrets
@@ -113,6 +115,8 @@ async def serve(
     tasks = TaskManager(
         store, bus, paths.workspaces_dir, clock, secrets.resolve, config.secret_wait_seconds
     )
+    audit = AuditTrail(store, clock)
+    approvals = Approvals(tasks, audit, clock)
     recovered = tasks.recover()
     if recovered:
         log.warning(
@@ -169,10 +173,10 @@ async def serve(
         log_path=str(paths.daemon_log),
     )
     task_service_pb2_grpc.add_TaskServiceServicer_to_server(
-        TaskService(tasks, config, redactor), server
+        TaskService(tasks, config, redactor, approvals, audit), server
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
-        WorkerService(tasks, supervisor, config, clock, redactor), server
+        WorkerService(tasks, supervisor, config, clock, redactor, approvals, audit), server
     )
     daemon_service_pb2_grpc.add_DaemonServiceServicer_to_server(
         DaemonService(info, tasks, supervisor, shutdown, clock), server

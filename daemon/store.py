@@ -9,8 +9,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from daemon.model import (
+    AgentConstraints,
+    AgentLimits,
+    AgentSpec,
+    AuditRecord,
     CommandSpec,
     Event,
     NewEvent,
@@ -42,7 +47,11 @@ CREATE TABLE IF NOT EXISTS tasks (
     workspace_path TEXT NOT NULL DEFAULT '',
     -- a queued task waiting for this secret, until block_deadline
     blocked_on TEXT NOT NULL DEFAULT '',
-    block_deadline REAL
+    block_deadline REAL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    turns INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, pos);
 CREATE TABLE IF NOT EXISTS events (
@@ -56,6 +65,22 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_task ON events(task_id, seq) WHERE task_id != '';
+CREATE TABLE IF NOT EXISTS audit (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    input_json TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    exit_code INTEGER,
+    is_error INTEGER NOT NULL,
+    duration_seconds REAL NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_task ON audit(task_id, pos);
 """
 
 _ACTIVE = (TaskState.CLAIMED.value, TaskState.RUNNING.value)
@@ -65,18 +90,38 @@ def _spec_to_json(spec: TaskSpec) -> str:
     return json.dumps(asdict(spec), separators=(",", ":"))
 
 
+def _tuples(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON gives lists where the records hold tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
 def _spec_from_json(text: str) -> TaskSpec:
     data = json.loads(text)
-    command = data.pop("command")
-    command["argv"] = tuple(command["argv"])
-    command["secrets"] = tuple(command.get("secrets", ()))
-    return TaskSpec(command=CommandSpec(**command), **data)
+    command = data.pop("command", None)
+    agent = data.pop("agent", None)
+    if agent is not None:
+        limits = AgentLimits(**agent.pop("limits"))
+        constraints = AgentConstraints(**_tuples(agent.pop("constraints")))
+        agent = AgentSpec(limits=limits, constraints=constraints, **_tuples(agent))
+    return TaskSpec(
+        command=CommandSpec(**_tuples(command)) if command is not None else None,
+        agent=agent,
+        **data,
+    )
 
 
 def _task(row: sqlite3.Row) -> Task:
     state = TaskState(row["state"])
     result = (
-        TaskResult(exit_code=row["exit_code"], error=row["error"], summary=row["summary"])
+        TaskResult(
+            exit_code=row["exit_code"],
+            error=row["error"],
+            summary=row["summary"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cost_usd=row["cost_usd"],
+            turns=row["turns"],
+        )
         if state.terminal
         else None
     )
@@ -132,6 +177,10 @@ class Store:
         for column, ddl in (
             ("blocked_on", "blocked_on TEXT NOT NULL DEFAULT ''"),
             ("block_deadline", "block_deadline REAL"),
+            ("input_tokens", "input_tokens INTEGER NOT NULL DEFAULT 0"),
+            ("output_tokens", "output_tokens INTEGER NOT NULL DEFAULT 0"),
+            ("cost_usd", "cost_usd REAL NOT NULL DEFAULT 0"),
+            ("turns", "turns INTEGER NOT NULL DEFAULT 0"),
         ):
             if column not in have:
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {ddl}")
@@ -297,9 +346,20 @@ class Store:
     ) -> list[Event]:
         with self._tx() as db:
             db.execute(
-                "UPDATE tasks SET state = ?, end_time = ?, exit_code = ?, error = ?, summary = ?"
-                " WHERE id = ?",
-                (state.value, now, result.exit_code, result.error, result.summary, task_id),
+                "UPDATE tasks SET state = ?, end_time = ?, exit_code = ?, error = ?, summary = ?,"
+                " input_tokens = ?, output_tokens = ?, cost_usd = ?, turns = ? WHERE id = ?",
+                (
+                    state.value,
+                    now,
+                    result.exit_code,
+                    result.error,
+                    result.summary,
+                    result.input_tokens,
+                    result.output_tokens,
+                    result.cost_usd,
+                    result.turns,
+                    task_id,
+                ),
             )
             return self._append(db, task_id, attempt, [event])
 
@@ -366,6 +426,68 @@ class Store:
         ).lastrowid
         assert cursor is not None
         return Event(cursor, "", 0, 0, event.time, event.runner_id, event.kind, event.payload)
+
+    # -- audit ---------------------------------------------------------------
+
+    def insert_audit(self, record: AuditRecord) -> None:
+        self._db.execute(
+            "INSERT INTO audit (task_id, attempt, call_id, tool, input_json, decision, rule,"
+            " approved_by, exit_code, is_error, duration_seconds, time)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.task_id,
+                record.attempt,
+                record.call_id,
+                record.tool,
+                record.input_json,
+                record.decision,
+                record.rule,
+                record.approved_by,
+                record.exit_code,
+                int(record.is_error),
+                record.duration_seconds,
+                record.time,
+            ),
+        )
+
+    def list_audit(
+        self, task_id: str, limit: int, before_pos: int | None
+    ) -> tuple[list[AuditRecord], int | None]:
+        where: list[str] = []
+        args: list[object] = []
+        if task_id:
+            where.append("task_id = ?")
+            args.append(task_id)
+        if before_pos is not None:
+            where.append("pos < ?")
+            args.append(before_pos)
+        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._db.execute(sql + " ORDER BY pos DESC LIMIT ?", (*args, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        records = [
+            AuditRecord(
+                task_id=r["task_id"],
+                attempt=r["attempt"],
+                call_id=r["call_id"],
+                tool=r["tool"],
+                input_json=r["input_json"],
+                decision=r["decision"],
+                rule=r["rule"],
+                approved_by=r["approved_by"],
+                exit_code=r["exit_code"],
+                is_error=bool(r["is_error"]),
+                duration_seconds=r["duration_seconds"],
+                time=r["time"],
+            )
+            for r in rows
+        ]
+        return records, (rows[-1]["pos"] if more else None)
+
+    def append(self, task_id: str, attempt: int, events: Sequence[NewEvent]) -> list[Event]:
+        """Daemon-made events of a task (approvals, say), numbered with the rest."""
+        with self._tx() as db:
+            return self._append(db, task_id, attempt, events)
 
     def last_cursor(self) -> int:
         row = self._db.execute("SELECT MAX(cursor) FROM events").fetchone()

@@ -158,11 +158,13 @@ class TaskManager:
             candidate = self._store.next_queued()
             if candidate is not None:
                 secrets: dict[str, str] = {}
-                if candidate.spec.command.secrets:
-                    secrets, missing = await self._resolve(candidate.spec.command.secrets)
+                if candidate.spec.requires:
+                    found, missing = await self._resolve(candidate.spec.requires)
                     if missing:
                         self._block(candidate, missing[0])
                         continue
+                    # Only what the task's programs asked for travels with the claim.
+                    secrets = {n: found[n] for n in candidate.spec.secrets}
                 if not wanted():
                     return None
                 now = self._clock()
@@ -213,6 +215,12 @@ class TaskManager:
             )
         return len(expired)
 
+    def add_event(self, task_id: str, attempt: int, event: NewEvent) -> None:
+        self._published(task_id, self._store.append(task_id, attempt, [event]))
+
+    def check_holder(self, task_id: str, runner_id: str, attempt: int) -> None:
+        self._owned(task_id, runner_id, attempt)
+
     def _owned(self, task_id: str, runner_id: str, attempt: int) -> Task:
         task = self.get(task_id)
         if task.runner_id != runner_id or task.attempt != attempt or not task.state.active:
@@ -241,8 +249,9 @@ class TaskManager:
         attempt: int,
         first_index: int,
         events: Sequence[NewEvent],
-    ) -> tuple[int, bool]:
-        """Stores a runner's events; returns the acked index and whether cancel is requested."""
+    ) -> tuple[int, bool, int]:
+        """Stores a runner's events; returns the acked index, whether cancel is requested,
+        and how many of `events` (the last ones) were new."""
         if first_index < 1:
             raise InvalidArgument("first_index", first_index, "runner event indices start at 1")
         task = self._owned(task_id, runner_id, attempt)
@@ -250,7 +259,7 @@ class TaskManager:
         if any(e.kind == "started" for e in stored):
             self._store.set_running(task_id, attempt, self._clock())
         self._published(task_id, stored)
-        return acked, task.cancel_requested
+        return acked, task.cancel_requested, len(stored)
 
     def complete(
         self, runner_id: str, task_id: str, attempt: int, state: TaskState, result: TaskResult

@@ -9,10 +9,11 @@ import re
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from daemon import eventcodec
+from daemon.api import agent_spec
 from daemon.config import Config
-from daemon.errors import InvalidArgument, Unimplemented
-from daemon.model import CommandSpec, Task, TaskResult, TaskSpec, TaskState
-from protos import task_pb2
+from daemon.errors import InvalidArgument
+from daemon.model import AuditRecord, CommandSpec, Task, TaskResult, TaskSpec, TaskState
+from protos import event_pb2, task_pb2, task_service_pb2
 from shared.redact import Redactor, looks_like_key
 from shared.secretstore import valid_name
 
@@ -45,18 +46,26 @@ def state_from_proto(value: int, field: str) -> TaskState:
 def task_to_proto(task: Task) -> task_pb2.Task:
     command = task.spec.command
     spec = task_pb2.TaskSpec(
-        command=task_pb2.CommandSpec(
-            argv=command.argv,
-            cwd=command.cwd,
-            env=command.env,
-            timeout_seconds=command.timeout_seconds,
-            secrets=command.secrets,
-        ),
         retry=task_pb2.RetryPolicy(max_attempts=task.spec.max_attempts),
         labels=task.spec.labels,
     )
+    if command is not None:
+        spec.command.CopyFrom(
+            task_pb2.CommandSpec(
+                argv=command.argv,
+                cwd=command.cwd,
+                env=command.env,
+                timeout_seconds=command.timeout_seconds,
+                secrets=command.secrets,
+            )
+        )
+    if task.spec.agent is not None:
+        spec.agent.CopyFrom(agent_spec.to_proto(task.spec.agent))
     if task.spec.workspace_path:
         spec.workspace.path = task.spec.workspace_path
+    if task.spec.git_url:
+        spec.workspace.git.url = task.spec.git_url
+        spec.workspace.git.branch = task.spec.git_branch
     message = task_pb2.Task(
         id=task.id,
         request_id=task.request_id,
@@ -171,17 +180,20 @@ def spec_from_proto(message: task_pb2.TaskSpec, config: Config, redactor: Redact
         raise InvalidArgument(
             "spec", "no kind", "set spec.command (a program to run) or spec.agent (a prompt)"
         )
-    if kind == "agent":
-        raise Unimplemented(
-            "agent tasks are not available yet in this version; submit a command task"
-            " (spec.command)"
-        )
-    if message.workspace.HasField("git"):
-        raise Unimplemented(
-            "workspace.git is not available yet in this version; use workspace.path"
-        )
     workspace = message.workspace.path
     _check_text("spec.workspace.path", workspace, 4096)
+    git = message.workspace.git
+    if message.workspace.HasField("git"):
+        if workspace:
+            raise InvalidArgument(
+                "spec.workspace", "path and git", "give a path or a git repository, not both"
+            )
+        if not git.url.strip():
+            raise InvalidArgument("spec.workspace.git.url", "", "give what `git clone` takes")
+        _check_text("spec.workspace.git.url", git.url, 4096)
+        _no_secret("spec.workspace.git.url", git.url, redactor)
+        if git.branch.startswith("-") or "\x00" in git.branch:
+            raise InvalidArgument("spec.workspace.git.branch", git.branch, "name a branch or tag")
     if workspace:
         if not os.path.isabs(workspace):
             raise InvalidArgument("spec.workspace.path", workspace, "give an absolute path")
@@ -199,8 +211,15 @@ def spec_from_proto(message: task_pb2.TaskSpec, config: Config, redactor: Redact
         _check_text(f"spec.labels[{key}]", value, 256)
         _no_secret(f"spec.labels[{key}]", value, redactor)
     return TaskSpec(
-        command=_command(message.command, workspace, config, redactor),
+        command=_command(message.command, workspace, config, redactor)
+        if kind == "command"
+        else None,
+        agent=agent_spec.from_proto(message.agent, config.agent, redactor)
+        if kind == "agent"
+        else None,
         workspace_path=workspace,
+        git_url=git.url.strip(),
+        git_branch=git.branch,
         max_attempts=attempts or config.default_max_attempts,
         labels=labels,
     )
@@ -217,4 +236,41 @@ def result_from_proto(message: task_pb2.TaskResult) -> TaskResult:
         exit_code=message.exit_code if message.has_exit_code else None,
         error=message.error,
         summary=message.summary,
+        input_tokens=message.input_tokens,
+        output_tokens=message.output_tokens,
+        cost_usd=message.cost_usd,
+        turns=message.turns,
     )
+
+
+_DECISIONS = {
+    "allow": event_pb2.DECISION_ALLOW,
+    "ask": event_pb2.DECISION_ASK,
+    "deny": event_pb2.DECISION_DENY,
+}
+
+
+def decision_name(value: int) -> str:
+    for name, number in _DECISIONS.items():
+        if number == value:
+            return name
+    return ""
+
+
+def audit_to_proto(record: AuditRecord) -> task_service_pb2.AuditRecord:
+    message = task_service_pb2.AuditRecord(
+        task_id=record.task_id,
+        attempt=record.attempt,
+        call_id=record.call_id,
+        tool=record.tool,
+        input_json=record.input_json,
+        decision=_DECISIONS.get(record.decision, event_pb2.DECISION_UNSPECIFIED),
+        rule=record.rule,
+        approved_by=record.approved_by,
+        is_error=record.is_error,
+        duration_seconds=record.duration_seconds,
+        time=_timestamp(record.time),
+    )
+    if record.exit_code is not None:
+        message.exit_code = record.exit_code
+    return message

@@ -7,10 +7,12 @@ from typing import Any
 
 from daemon import eventcodec
 from daemon.api import convert
+from daemon.approvals import Approvals
+from daemon.audit import AuditTrail
 from daemon.config import Config
-from daemon.errors import InvalidArgument, Unimplemented
+from daemon.errors import InvalidArgument
 from daemon.tasks import TaskManager
-from protos import task_pb2, task_service_pb2, task_service_pb2_grpc
+from protos import event_pb2, task_pb2, task_service_pb2, task_service_pb2_grpc
 from shared.redact import Redactor
 
 DEFAULT_PAGE = 50
@@ -20,10 +22,19 @@ Context = Any
 
 
 class TaskService(task_service_pb2_grpc.TaskServiceServicer):
-    def __init__(self, tasks: TaskManager, config: Config, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        tasks: TaskManager,
+        config: Config,
+        redactor: Redactor,
+        approvals: Approvals,
+        audit: AuditTrail,
+    ) -> None:
         self._tasks = tasks
         self._config = config
         self._redactor = redactor
+        self._approvals = approvals
+        self._audit = audit
 
     async def CreateTask(
         self, request: task_service_pb2.CreateTaskRequest, context: Context
@@ -45,13 +56,7 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
             raise InvalidArgument(
                 "page_size", size, f"use 1 to {MAX_PAGE} (0 means {DEFAULT_PAGE})"
             )
-        before = None
-        if request.page_token:
-            if not request.page_token.isdigit():
-                raise InvalidArgument(
-                    "page_token", request.page_token, "pass the next_page_token of a previous page"
-                )
-            before = int(request.page_token)
+        before = _page_token(request.page_token)
         states = [convert.state_from_proto(s, f"states[{i}]") for i, s in enumerate(request.states)]
         tasks, more = self._tasks.list_tasks(states, size, before)
         return task_service_pb2.ListTasksResponse(
@@ -75,4 +80,50 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
     async def ApproveAction(
         self, request: task_service_pb2.ApproveActionRequest, context: Context
     ) -> task_service_pb2.ApproveActionResponse:
-        raise Unimplemented("approvals come with agent tasks, which this version does not run yet")
+        _check_text_field("answered_by", request.answered_by, 200)
+        _check_text_field("reason", request.reason, 4000)
+        resolution = self._approvals.answer(
+            request.task_id,
+            request.approval_id,
+            request.approve,
+            request.reason,
+            request.answered_by,
+            request.always,
+        )
+        return task_service_pb2.ApproveActionResponse(
+            resolution=event_pb2.ApprovalResolved(
+                approval_id=resolution.approval_id,
+                approved=resolution.approved,
+                resolved_by=resolution.resolved_by,
+                reason=resolution.reason,
+                always=resolution.always,
+            )
+        )
+
+    async def ListAudit(
+        self, request: task_service_pb2.ListAuditRequest, context: Context
+    ) -> task_service_pb2.ListAuditResponse:
+        size = request.page_size or 100
+        if size > MAX_PAGE:
+            raise InvalidArgument("page_size", size, f"use 1 to {MAX_PAGE} (0 means 100)")
+        before = _page_token(request.page_token)
+        if request.task_id:
+            self._tasks.get(request.task_id)
+        records, more = self._audit.records(request.task_id, size, before)
+        return task_service_pb2.ListAuditResponse(
+            records=[convert.audit_to_proto(r) for r in records],
+            next_page_token=str(more) if more is not None else "",
+        )
+
+
+def _page_token(token: str) -> int | None:
+    if not token:
+        return None
+    if not token.isdigit():
+        raise InvalidArgument("page_token", token, "pass the next_page_token of a previous page")
+    return int(token)
+
+
+def _check_text_field(field: str, value: str, limit: int) -> None:
+    if len(value) > limit or "\x00" in value:
+        raise InvalidArgument(field, value, f"use at most {limit} characters, no NUL")

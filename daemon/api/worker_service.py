@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
 
 from daemon import eventcodec
 from daemon.api import convert
+from daemon.approvals import Approvals
+from daemon.audit import AuditTrail
 from daemon.config import Config
-from daemon.errors import Aborted, InvalidArgument, Unimplemented
+from daemon.errors import Aborted, InvalidArgument
 from daemon.supervision.supervisor import Supervisor
 from daemon.tasks import TaskManager
-from protos import worker_service_pb2, worker_service_pb2_grpc
+from protos import event_pb2, worker_service_pb2, worker_service_pb2_grpc
 from shared import auth
 from shared.redact import Redactor
 
 Context = Any
 MAX_BATCH = 10_000
+MAX_APPROVAL_WAIT = 86400
 
 
 class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
@@ -28,12 +32,16 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         config: Config,
         clock: Any,
         redactor: Redactor,
+        approvals: Approvals,
+        audit: AuditTrail,
     ) -> None:
         self._tasks = tasks
         self._supervisor = supervisor
         self._config = config
         self._clock = clock
         self._redactor = redactor
+        self._approvals = approvals
+        self._audit = audit
 
     async def _caller(self, request_runner_id: str, context: Context) -> str:
         """The runner the call's token belongs to; it may act only as itself."""
@@ -116,9 +124,12 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         for event in request.events:
             if event.WhichOneof("payload") == "started" and event.started.pid > 0:
                 self._supervisor.note_task_process(runner_id, event.started.pid)
-        acked, cancel = self._tasks.publish(
+        acked, cancel, fresh = self._tasks.publish(
             runner_id, request.task_id, request.attempt, request.first_index, events
         )
+        # Only what was new (a resend is not audited twice), redacted by from_proto above.
+        new = request.events[len(request.events) - fresh :] if fresh else []
+        self._audit_events(request.task_id, request.attempt, new)
         return worker_service_pb2.PublishEventsResponse(acked_index=acked, cancel_requested=cancel)
 
     async def CompleteTask(
@@ -141,5 +152,51 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     async def RequestApproval(
         self, request: worker_service_pb2.RequestApprovalRequest, context: Context
     ) -> worker_service_pb2.RequestApprovalResponse:
-        await self._caller(request.runner_id, context)
-        raise Unimplemented("approvals come with agent tasks, which this version does not run yet")
+        runner_id = await self._caller(request.runner_id, context)
+        if not 0 < request.timeout_seconds <= MAX_APPROVAL_WAIT:
+            raise InvalidArgument(
+                "timeout_seconds",
+                request.timeout_seconds,
+                f"use more than 0, at most {MAX_APPROVAL_WAIT}",
+            )
+        resolution = await self._approvals.request(
+            runner_id,
+            request.task_id,
+            request.attempt,
+            request.call_id,
+            request.tool,
+            self._redactor.text(request.summary),
+            request.timeout_seconds,
+        )
+        return worker_service_pb2.RequestApprovalResponse(
+            resolution=event_pb2.ApprovalResolved(
+                approval_id=resolution.approval_id,
+                approved=resolution.approved,
+                resolved_by=resolution.resolved_by,
+                reason=resolution.reason,
+                always=resolution.always,
+            )
+        )
+
+    def _audit_events(self, task_id: str, attempt: int, events: Iterable[event_pb2.Event]) -> None:
+        """The audit is put together from the calls' own events."""
+        for event in events:
+            kind = event.WhichOneof("payload")
+            if kind == "tool_call":
+                call = event.tool_call
+                self._audit.call(task_id, attempt, call.call_id, call.tool, call.input_json)
+            elif kind == "policy_decision":
+                decided = event.policy_decision
+                self._audit.decided(
+                    task_id,
+                    attempt,
+                    decided.call_id,
+                    convert.decision_name(decided.decision),
+                    decided.rule,
+                )
+            elif kind == "tool_result":
+                done = event.tool_result
+                code = done.exit_code if done.HasField("exit_code") else None
+                self._audit.result(
+                    task_id, attempt, done.call_id, done.is_error, code, done.duration_seconds
+                )

@@ -71,10 +71,67 @@ async def test_bad_specs_are_invalid_argument_naming_the_field(
     assert (await client.status()).pid > 0
 
 
-async def test_agent_tasks_are_unimplemented_for_now(client: Client) -> None:
-    spec = task_pb2.TaskSpec(agent=task_pb2.AgentSpec(prompt="hi"))
+@pytest.mark.parametrize(
+    ("agent", "field", "hint"),
+    [
+        (task_pb2.AgentSpec(prompt="  "), "spec.agent.prompt", "what the agent should do"),
+        (task_pb2.AgentSpec(prompt="x", policy_level=9), "spec.agent.policy_level", "SUPERVISED"),  # type: ignore[arg-type]
+        (
+            task_pb2.AgentSpec(prompt="x", allow_rules=["bash(ls"]),
+            "spec.agent.allow_rules",
+            "tool(pattern)",
+        ),
+        (task_pb2.AgentSpec(prompt="x", model="bad model"), "spec.agent.model", "model name"),
+        (
+            task_pb2.AgentSpec(prompt="x", limits=task_pb2.AgentLimits(max_turns=10**6)),
+            "spec.agent.limits.max_turns",
+            "10000",
+        ),
+        (
+            task_pb2.AgentSpec(
+                prompt="x",
+                constraints=task_pb2.AgentConstraints(allowed_write_globs=["/etc/**"]),
+            ),
+            "spec.agent.constraints.allowed_write_globs",
+            "relative",
+        ),
+        (
+            task_pb2.AgentSpec(prompt="use sk-ant-api03-abcdefghijklmnopqrst"),
+            "spec.agent.prompt",
+            "secret",
+        ),
+    ],
+)
+async def test_bad_agent_specs_name_the_field(
+    client: Client, agent: task_pb2.AgentSpec, field: str, hint: str
+) -> None:
+    code, details = await _code(_create(client, task_pb2.TaskSpec(agent=agent)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith(field), details
+    assert hint in details
+    assert "abcdefghijklmnopqrst" not in details
+
+
+async def test_agent_task_gets_the_configured_defaults(client: Client) -> None:
+    task = await _create(client, task_pb2.TaskSpec(agent=task_pb2.AgentSpec(prompt="fix it")))
+    agent = task.spec.agent
+    assert task.state == QUEUED
+    assert agent.model == "claude-sonnet-4-5" and agent.max_tokens == 8192
+    assert agent.policy_level == task_pb2.POLICY_LEVEL_SUPERVISED
+    assert agent.limits.max_turns == 50 and agent.limits.max_cost_usd == 5.0
+    assert agent.approval_timeout_seconds == 120
+
+
+async def test_git_workspace_is_checked(client: Client, tmp_path: Path) -> None:
+    spec = task_pb2.TaskSpec(command=task_pb2.CommandSpec(argv=["ls"]))
+    spec.workspace.git.url = ""
+    spec.workspace.git.branch = "main"
     code, details = await _code(_create(client, spec))
-    assert code == grpc.StatusCode.UNIMPLEMENTED and "agent tasks" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "spec.workspace.git.url" in details
+    spec.workspace.path = str(tmp_path)
+    spec.workspace.git.url = str(tmp_path)
+    code, details = await _code(_create(client, spec))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "not both" in details
 
 
 async def test_oversized_request_is_resource_exhausted(client: Client) -> None:
