@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +32,7 @@ from daemon.store import Store
 from daemon.supervision.journal import Journal
 from daemon.supervision.supervisor import Supervisor, Transition
 from daemon.tasks import TaskManager
+from daemon.workspaces import Workspaces
 from protos import (
     daemon_service_pb2,
     daemon_service_pb2_grpc,
@@ -86,10 +88,24 @@ def _service_names() -> list[str]:
     ]
 
 
-async def _expire_blocked(tasks: TaskManager) -> None:
+def runner_environment(config: Config) -> dict[str, str]:
+    """The daemon's environment as runners inherit it (secrets were taken out at start)."""
+    env = dict(os.environ)
+    if config.agent.base_url:
+        # The anthropic SDK reads it: an Anthropic-compatible local server works too.
+        env["ANTHROPIC_BASE_URL"] = config.agent.base_url
+    return env
+
+
+async def _housekeeping(tasks: TaskManager, workspaces: Workspaces) -> None:
+    """Timers, not event waits: secret waits expire, old fresh workspaces go."""
+    ticks = 0
     while True:
-        await asyncio.sleep(1.0)
         tasks.expire_blocked()
+        if ticks % 600 == 0:
+            await workspaces.sweep()
+        ticks += 1
+        await asyncio.sleep(1.0)
 
 
 async def serve(
@@ -153,6 +169,7 @@ async def serve(
         clock,
         secrets.for_runner,
         redactor.data,
+        runner_environment(config),
     )
 
     server = grpc.aio.server(
@@ -207,7 +224,10 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
     supervisor.start_all()
-    expiry = asyncio.create_task(_expire_blocked(tasks))
+    workspaces = Workspaces(
+        paths.workspaces_dir, store.ended_before, config.workspace_retention_hours * 3600, clock
+    )
+    housekeeping = asyncio.create_task(_housekeeping(tasks, workspaces))
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "serving on %s%s (pid file %s)",
@@ -218,7 +238,7 @@ async def serve(
 
     await shutdown.wait()
     log.info("shutting down")
-    expiry.cancel()
+    housekeeping.cancel()
     await health_servicer.enter_graceful_shutdown()
     await supervisor.shutdown()
     await server.stop(grace=1.0)

@@ -255,6 +255,19 @@ class Store:
         rows = rows[:limit]
         return [_task(r) for r in rows], (rows[-1]["pos"] if more else None)
 
+    def ended_before(self, task_ids: Sequence[str], before: float) -> set[str]:
+        """Which of `task_ids` ended before `before` (unknown ids count as ended long ago)."""
+        if not task_ids:
+            return set()
+        marks = ",".join("?" * len(task_ids))
+        rows = self._db.execute(
+            f"SELECT id, end_time FROM tasks WHERE id IN ({marks})", tuple(task_ids)
+        ).fetchall()
+        known = {r["id"]: r["end_time"] for r in rows}
+        return {
+            t for t in task_ids if t not in known or (known[t] is not None and known[t] < before)
+        }
+
     def count_by_state(self) -> dict[TaskState, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state").fetchall()
         return {TaskState(r[0]): r[1] for r in rows}
