@@ -20,6 +20,7 @@ from protos import (
     daemon_service_pb2_grpc,
     event_service_pb2_grpc,
     runner_service_pb2_grpc,
+    secret_service_pb2_grpc,
     task_service_pb2_grpc,
 )
 from shared.auth import bearer, read_token
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from protos.daemon_service_pb2_grpc import DaemonServiceAsyncStub
     from protos.event_service_pb2_grpc import EventServiceAsyncStub
     from protos.runner_service_pb2_grpc import RunnerServiceAsyncStub
+    from protos.secret_service_pb2_grpc import SecretServiceAsyncStub
     from protos.task_service_pb2_grpc import TaskServiceAsyncStub
 
 Req = TypeVar("Req")
@@ -85,6 +87,7 @@ class DaemonClient:
     daemon: DaemonServiceAsyncStub
     runners: RunnerServiceAsyncStub
     events: EventServiceAsyncStub
+    secrets: SecretServiceAsyncStub
 
     def __init__(self, paths: Paths | None = None) -> None:
         self.paths = paths if paths is not None else resolve()
@@ -115,6 +118,7 @@ class DaemonClient:
         self.daemon = daemon_service_pb2_grpc.DaemonServiceStub(channel)
         self.runners = runner_service_pb2_grpc.RunnerServiceStub(channel)
         self.events = event_service_pb2_grpc.EventServiceStub(channel)
+        self.secrets = secret_service_pb2_grpc.SecretServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
 
     async def reconnect(self) -> None:

@@ -7,6 +7,9 @@ Exit codes (one small table, used by every command):
          without an exit code, the daemon did not start or stop in time)
     2    bad input or usage (a bad option, INVALID_ARGUMENT, OUT_OF_RANGE)
     3    the daemon is not running (no socket, or UNAVAILABLE)
+    4    a secret is missing or unusable: a required key is not set and there
+         is no terminal to ask for it, no usable keyring to store it in, or
+         the API refused it (`--verify`)
     124  `stigmer run`: the task timed out (as timeout(1))
     130  interrupted (Ctrl-C), or `stigmer run`: the task was cancelled
 
@@ -24,6 +27,7 @@ class ExitCode(IntEnum):
     FAILURE = 1
     USAGE = 2
     DAEMON_NOT_RUNNING = 3
+    SECRET = 4
     TIMED_OUT = 124
     INTERRUPTED = 130
 

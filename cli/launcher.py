@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -84,24 +86,65 @@ def pid_from_file(paths: Paths) -> int | None:
     return pid if pid > 0 and psutil.pid_exists(pid) else None
 
 
-def spawn(paths: Paths) -> subprocess.Popen[bytes]:
-    """`python -m daemon`, detached, its output appended to the daemon log."""
+# Tells the daemon to read its secrets, one JSON object, from stdin at start.
+SECRETS_ON_STDIN = "STIGMER_SECRETS_ON_STDIN"
+
+
+def hand_over(
+    environ: Mapping[str, str], secret_names: Iterable[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The daemon's environment without the secrets, and the secrets it takes on stdin.
+
+    Every name in `secret_names` leaves the environment (set or empty); those
+    set to a value go into the JSON the daemon reads from its stdin."""
+    env = dict(environ)
+    secrets = {}
+    for name in secret_names:
+        value = env.pop(name, None)
+        if value:
+            secrets[name] = value
+    env[SECRETS_ON_STDIN] = "1"
+    return env, secrets
+
+
+def spawn(paths: Paths, secret_names: Iterable[str] = ()) -> subprocess.Popen[bytes]:
+    """`python -m daemon`, detached, its output appended to the daemon log.
+
+    Secrets from our environment reach it on its stdin, never in its environment
+    (which any process may read from /proc while it runs)."""
     paths.daemon_log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env, secrets = hand_over(os.environ, secret_names)
     if env.get("STIGMER_HOME"):
         # The daemon runs from / (so a `daemon` folder in the user's cwd cannot
         # shadow ours), hence a relative STIGMER_HOME must be made absolute.
         env["STIGMER_HOME"] = str(Path(env["STIGMER_HOME"]).absolute())
     with paths.daemon_log.open("ab") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "daemon"],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd="/",
             env=env,
         )
+    write_secrets(process, secrets)
+    return process
+
+
+def write_secrets(process: subprocess.Popen[bytes], secrets: Mapping[str, str]) -> None:
+    """One JSON object on the child's stdin, then EOF. A child that died first
+    (a broken pipe) is reported by the wait for it, not here."""
+    import json
+
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(dict(secrets)).encode())
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
 
 
 def _startup_failure(paths: Paths, code: int | None, log_offset: int) -> CliError:

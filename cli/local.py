@@ -34,10 +34,32 @@ StopTimeout = Annotated[
 ]
 
 
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-storage",
+        help="Store a key asked for in a plaintext file (0600) instead of the OS keyring.",
+    ),
+]
+VerifyOption = Annotated[
+    bool,
+    typer.Option("--verify", help="Check a key asked for with one cheap call to the API."),
+]
+
+
 @app.command()
-def start(timeout: StartTimeout = 20.0, json: JsonOption = False) -> None:
-    """Start the daemon in the background (does nothing if it is running)."""
-    runtime.run(_start(timeout, json))
+def start(
+    timeout: StartTimeout = 20.0,
+    json: JsonOption = False,
+    insecure_storage: InsecureOption = False,
+    verify: VerifyOption = False,
+) -> None:
+    """Start the daemon in the background (does nothing if it is running).
+
+    A required API key that is not set is asked for once (masked) and stored in
+    the OS keyring; without a terminal that is exit code 4.
+    """
+    runtime.run(_start(timeout, json, insecure_storage, verify))
 
 
 @app.command()
@@ -53,9 +75,11 @@ def restart(
         float, typer.Option("--stop-timeout", min=0, help="Seconds to wait for it to exit.")
     ] = 15.0,
     json: JsonOption = False,
+    insecure_storage: InsecureOption = False,
+    verify: VerifyOption = False,
 ) -> None:
     """Stop the daemon if it runs, then start it."""
-    runtime.run(_restart(stop_timeout, timeout, json))
+    runtime.run(_restart(stop_timeout, timeout, json, insecure_storage, verify))
 
 
 @app.command()
@@ -223,9 +247,18 @@ async def _status(as_json: bool) -> int:
     return 0
 
 
-async def _start(wait_seconds: float, as_json: bool) -> int:
+async def _start(
+    wait_seconds: float,
+    as_json: bool,
+    insecure: bool = False,
+    check: bool = False,
+    secret_names: list[str] | None = None,
+) -> int:
+    import os
+
     from cli import launcher
     from cli.output import say
+    from cli.secrets import ensure_required
     from shared.paths import resolve
 
     paths = resolve()
@@ -238,7 +271,10 @@ async def _start(wait_seconds: float, as_json: bool) -> int:
     pid = launcher.pid_from_file(paths)
     process = None
     if pid is None:
-        process = launcher.spawn(paths)
+        # Asked for before anything starts: Ctrl-C at the prompt leaves nothing behind.
+        if secret_names is None:
+            secret_names = await ensure_required(paths, os.environ, insecure=insecure, check=check)
+        process = launcher.spawn(paths, secret_names)
         pid = process.pid
     else:
         say(f"a daemon (pid {pid}) is already starting; waiting for it")
@@ -280,6 +316,15 @@ async def _stop(wait_seconds: float) -> int:
     return 0
 
 
-async def _restart(stop_timeout: float, start_timeout: float, as_json: bool) -> int:
+async def _restart(
+    stop_timeout: float, start_timeout: float, as_json: bool, insecure: bool, check: bool
+) -> int:
+    import os
+
+    from cli.secrets import ensure_required
+    from shared.paths import resolve
+
+    # Keys first: without one (no terminal, Ctrl-C) the running daemon is left alone.
+    secret_names = await ensure_required(resolve(), os.environ, insecure=insecure, check=check)
     await _stop(stop_timeout)
-    return await _start(start_timeout, as_json)
+    return await _start(start_timeout, as_json, insecure, check, secret_names)

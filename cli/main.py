@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli import daemon_cmd, local, runners, tasks, top
+from cli import daemon_cmd, local, runners, secrets, tasks, top
 from cli.errors import CliError, ExitCode
 from cli.run import run
 
@@ -29,6 +29,7 @@ app.add_typer(local.app, name="local")
 app.add_typer(tasks.app, name="task")
 app.add_typer(runners.app, name="runner")
 app.add_typer(daemon_cmd.app, name="daemon")
+app.add_typer(secrets.app, name="secrets")
 app.command(
     "run",
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -53,6 +53,15 @@ def run(
             "--env", "-e", help="NAME=VALUE for the program; repeatable.", show_default=False
         ),
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            "-s",
+            help="NAME of a stored secret to put in the program's environment; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -74,7 +83,7 @@ def run(
 
     Example: stigmer run --cmd -- make test
     """
-    spec = build_spec(argv or [], cmd, workspace, cwd, env or [], timeout, retries)
+    spec = build_spec(argv or [], cmd, workspace, cwd, env or [], timeout, retries, secret or [])
     runtime.run(_run(spec, detach, json))
 
 
@@ -86,9 +95,10 @@ def build_spec(
     env: list[str],
     timeout: float | None,
     retries: int,
+    secrets: list[str] | None = None,
 ) -> TaskSpec:
     """The task spec, after the checks that need no daemon (the rest is the daemon's)."""
-    from cli.run_args import parse_env
+    from cli.run_args import parse_env, parse_secrets
     from protos.task_pb2 import CommandSpec, RetryPolicy, TaskSpec, Workspace
 
     if not cmd:
@@ -103,7 +113,9 @@ def build_spec(
         )
     if retries > MAX_RETRIES:
         raise UsageError(f"--retries {retries}: at most {MAX_RETRIES}")
-    command = CommandSpec(argv=argv, cwd=cwd or "", env=parse_env(env))
+    command = CommandSpec(
+        argv=argv, cwd=cwd or "", env=parse_env(env), secrets=parse_secrets(secrets or [])
+    )
     if timeout is not None:
         command.timeout_seconds = timeout
     # Like running the program right here: the workspace is this directory.

@@ -25,3 +25,24 @@ def parse_env(pairs: Iterable[str]) -> dict[str, str]:
             )
         env[name] = value
     return env
+
+
+def parse_secrets(names: Iterable[str]) -> list[str]:
+    """`--secret NAME` values, checked and without repeats (values never go here)."""
+    from shared.secretstore import valid_name
+
+    checked: list[str] = []
+    for name in names:
+        if not valid_name(name):
+            hint = ""
+            if "=" in name:
+                hint = "; give only the name: the value comes from `stigmer secrets set`"
+            # Never echo what may be a value.
+            shown = name.partition("=")[0] if "=" in name else name
+            raise UsageError(
+                f"--secret {shown!r}: not a valid secret name (capital letters, digits "
+                f"and _, not starting with a digit, such as GITHUB_TOKEN){hint}"
+            )
+        if name not in checked:
+            checked.append(name)
+    return checked

@@ -70,7 +70,7 @@ def hint(value: str) -> str:
 def format_warning(name: str, value: str) -> str | None:
     """A warning for a value that does not look like a key of its kind (never a refusal)."""
     if name == PROVIDER_KEY and not value.startswith("sk-ant-"):
-        return f"{name} does not start with sk-ant-, as Anthropic keys do; stored anyway"
+        return f"{name} does not start with sk-ant-, as Anthropic keys do"
     if value != value.strip():
         return f"{name} has leading or trailing spaces; stored as entered"
     return None
@@ -241,7 +241,9 @@ class SecretStore:
     def _write_index(self, names: set[str]) -> None:
         path = self._index()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{n}\n" for n in sorted(names)))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{n}\n" for n in sorted(names)))
 
 
 def _toml_string(value: str) -> str:

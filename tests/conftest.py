@@ -13,8 +13,11 @@ from tests.support import Daemon, write_config
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
-    # TCP stays off so parallel daemons never fight over a port.
-    write_config(path, '[daemon]\ntcp_address = ""\n[runners]\ncount = 2\n')
+    # TCP stays off so parallel daemons never fight over a port. No key is
+    # required: these daemons start without a terminal to ask for one.
+    write_config(
+        path, '[daemon]\ntcp_address = ""\n[runners]\ncount = 2\n[secrets]\nrequired = []\n'
+    )
     return path
 
 

@@ -176,7 +176,9 @@ async def test_run_survives_a_daemon_restart(daemon: Daemon, tmp_path: Path) -> 
 
 
 def test_start_with_a_bad_config_says_why(home: Path) -> None:
-    (home / "config" / "config.toml").write_text("[runners]\ncount = 100\n")
+    (home / "config" / "config.toml").write_text(
+        "[runners]\ncount = 100\n[secrets]\nrequired = []\n"
+    )
     result = stigmer(home, "local", "start")
     assert result.returncode == 1
     assert "runners.count = 100 is not allowed" in result.stderr
