@@ -17,7 +17,22 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    return signal_group(pgid, 0)
+    """True while a process of the group still runs. Zombies do not count: an
+    orphan's zombie waits for init to reap it, which can take a while."""
+    if not signal_group(pgid, 0):
+        return False
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return not os.path.isdir("/proc")
 
 
 async def kill_group(pgid: int, grace: float = 2.0, poll: float = 0.02) -> None:
