@@ -64,6 +64,18 @@ def env_for(home: Path) -> dict[str, str]:
     return env
 
 
+def stigmer(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """The installed `stigmer` command on `home`, with no terminal."""
+    return subprocess.run(
+        [str(STIGMER), *args],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def write_config(home: Path, text: str) -> None:
     config = home / "config"
     config.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon import policy as task_policy
+from daemon.bus import wait
 from daemon.config import RunnerPolicy
 from daemon.errors import InvalidArgument, NotFound
 from daemon.runlog import RunnerLog
@@ -325,11 +326,11 @@ class Supervisor:
         if runner.state is not S.STOPPING:
             self._transition(runner, S.STOPPING, "stop requested")
         _signal_group(process.pid, signal.SIGTERM)
-        if await _wait(runner.exited, grace):
+        if await wait(runner.exited, grace):
             return
         log.warning("%s ignored SIGTERM for %g s; killing it", runner.id, grace)
         _signal_group(process.pid, signal.SIGKILL)
-        if await _wait(runner.exited, KILL_WAIT_SECONDS):
+        if await wait(runner.exited, KILL_WAIT_SECONDS):
             return
         self._transition(runner, S.UNKNOWN, f"still alive {KILL_WAIT_SECONDS:g} s after SIGKILL")
 
@@ -382,7 +383,7 @@ class Supervisor:
                 break
             self._transition(runner, S.BACKOFF, f"{description}; {decision.reason}", code)
             # A stop or an explicit start cuts the wait short.
-            await _wait(runner.wake, decision.delay)
+            await wait(runner.wake, decision.delay)
             if not runner.want_running or self._closing:
                 self._transition(runner, S.STOPPED, "stopped during backoff")
                 break
@@ -503,15 +504,6 @@ class Supervisor:
         runner.pid = 0
         runner.running_since = None
         runner.exited.set()
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

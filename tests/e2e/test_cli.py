@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import STIGMER, Daemon, env_for, gone, processes_with, wait_until
+from tests.support import STIGMER, Daemon, env_for, gone, processes_with, stigmer, wait_until
 
 NOT_RUNNING = "daemon not running: start it with `stigmer local start`\n"
-
-
-def stigmer(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [STIGMER, *args],
-        env=env_for(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture

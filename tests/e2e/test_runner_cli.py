@@ -9,20 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from protos import runner_pb2, runner_service_pb2, task_pb2
-from tests.support import STIGMER, Client, Daemon, env_for, gone, wait_until
+from tests.support import STIGMER, Client, Daemon, env_for, gone, stigmer, wait_until
 
 RUNNING = "RUNNER_STATE_RUNNING"
-
-
-def stigmer(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [STIGMER, *args],
-        env=env_for(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def ok_json(home: Path, *args: str) -> Any:

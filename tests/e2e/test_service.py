@@ -16,20 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.support import STIGMER, env_for, wait_until, write_config
+from tests.support import stigmer, wait_until, write_config
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def stigmer(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [STIGMER, *args],
-        env=env_for(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def status(home: Path) -> dict[str, Any] | None:
