@@ -44,7 +44,7 @@ class RunnerPolicy:
 class AgentDefaults:
     """What an agent task gets when it does not say."""
 
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
     max_tokens: int = 8192
     # "" keeps the SDK's default (Anthropic's API); an Anthropic-compatible local
     # server (Ollama, llama.cpp) works as well.
@@ -212,7 +212,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "workspace_retention_hours": _key("workspace_retention_hours", _seconds(0, 24 * 365)),
     },
     "agent": {
-        "model": _agent("model", _text, 'a model name such as "claude-sonnet-4-5"'),
+        "model": _agent("model", _text, 'a model name such as "claude-sonnet-5-5"'),
         "max_tokens": _agent("max_tokens", *_whole(1, 128_000)),
         "base_url": _agent(
             "base_url", _url, 'an http(s) URL such as "http://localhost:11434", or ""'

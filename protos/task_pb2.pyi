@@ -283,7 +283,7 @@ class AgentSpec(_message.Message):
     prompt: _builtins.str
     """What the agent should do, in the user's words. Must not be empty."""
     model: _builtins.str
-    """Model name, for example "claude-sonnet-4-5". Empty means the configured one."""
+    """Model name, for example "claude-sonnet-5-5". Empty means the configured one."""
     policy_level: Global___PolicyLevel.ValueType
     """How much the agent may do without asking."""
     max_tokens: _builtins.int

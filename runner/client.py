@@ -54,6 +54,23 @@ class TaskCalls(Protocol):
     ) -> Ack: ...
 
 
+class AgentCalls(TaskCalls, Protocol):
+    """What an agent task needs beyond a command's: asking clients to approve a tool call."""
+
+    async def request_approval(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        call_id: str,
+        tool: str,
+        summary: str,
+        timeout_seconds: float,
+        input_json: str,
+        rule: str,
+    ) -> event_pb2.ApprovalResolved: ...
+
+
 class WorkerClient:
     """One runner's view of WorkerService.
 
@@ -114,6 +131,35 @@ class WorkerClient:
             runner_id=self._runner_id, task_id=task_id, attempt=attempt, state=state, result=result
         )
         await self._task_call(self._stub.CompleteTask, request, _CALL_TIMEOUT)
+
+    async def request_approval(
+        self,
+        task_id: str,
+        attempt: int,
+        *,
+        call_id: str,
+        tool: str,
+        summary: str,
+        timeout_seconds: float,
+        input_json: str,
+        rule: str,
+    ) -> event_pb2.ApprovalResolved:
+        """Waits for a client's answer; the daemon holds the call up to `timeout_seconds`."""
+        request = worker_service_pb2.RequestApprovalRequest(
+            runner_id=self._runner_id,
+            task_id=task_id,
+            attempt=attempt,
+            call_id=call_id,
+            tool=tool,
+            summary=summary,
+            timeout_seconds=timeout_seconds,
+            input_json=input_json,
+            rule=rule,
+        )
+        reply = await self._task_call(
+            self._stub.RequestApproval, request, timeout_seconds + _POLL_SLACK
+        )
+        return reply.resolution
 
     async def _task_call(
         self,

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 
 from grpc import aio
 
 from protos import task_pb2, worker_service_pb2
+from runner.agent import run_agent
 from runner.backoff import delays
 from runner.client import CHANNEL_OPTIONS, WorkerClient, describe
 from runner.command import Outcome, failed, run_command
 from runner.config import Config
 from runner.errors import AttemptLost, DaemonUnavailable, RunnerStopping, Transient
+from runner.heartbeat import keep_alive
+from runner.launch import task_environment
+from runner.workspace import WorkspaceError, prepare_workspace
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +29,6 @@ COMPLETE_PATIENCE = 30.0
 # Used when the daemon leaves the matching Register fields unset.
 DEFAULT_CLAIM_WAIT = 10.0
 TASK_HEARTBEAT_WAIT = 1.0
-
-AGENT_UNSUPPORTED = "agent tasks are not supported by this runner version yet"
 
 
 async def serve(config: Config) -> int:
@@ -94,6 +98,10 @@ class _Worker:
         kind = task.spec.WhichOneof("kind")
         # Never the argv or env: they may hold what the user would not have logged.
         log.info("task %s attempt %d: claimed (%s)", task.id, attempt, kind)
+        outcome = await self._prepare(task, attempt, heartbeat_wait)
+        if outcome is not None:
+            await self._complete(task.id, attempt, outcome)
+            return
         if kind == "command":
             outcome = await run_command(
                 self._client,
@@ -103,12 +111,63 @@ class _Worker:
                 heartbeat_wait=heartbeat_wait,
                 on_drain=self._drain,
             )
+        elif kind == "agent":
+            outcome = await run_agent(
+                self._client,
+                task,
+                attempt,
+                claim.env,
+                heartbeat_wait=heartbeat_wait,
+                on_drain=self._drain,
+            )
         else:
-            outcome = failed(AGENT_UNSUPPORTED)
+            outcome = failed(f"this runner cannot run tasks of kind {kind or 'unset'}")
         if outcome is None:
             log.info("task %s attempt %d: no longer ours; dropped", task.id, attempt)
             return
         await self._complete(task.id, attempt, outcome)
+
+    async def _prepare(
+        self, task: task_pb2.Task, attempt: int, heartbeat_wait: float
+    ) -> Outcome | None:
+        """Makes the workspace ready, heartbeating meanwhile (a clone can take a
+        while); None when the task can start, else how it ended."""
+        env = task_environment(os.environ, {}, {})
+        if not task.spec.workspace.HasField("git"):
+            try:
+                await prepare_workspace(task, env)
+            except WorkspaceError as exc:
+                return failed(str(exc))
+            return None
+        cancel = asyncio.Event()
+        beat = asyncio.create_task(
+            keep_alive(
+                self._client,
+                task.id,
+                attempt,
+                heartbeat_wait,
+                on_cancel=cancel.set,
+                on_lost=cancel.set,
+                on_drain=self._drain,
+            )
+        )
+        ready = asyncio.create_task(prepare_workspace(task, env))
+        cancelled = asyncio.create_task(cancel.wait())
+        try:
+            await asyncio.wait({ready, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (beat, cancelled):
+                pending.cancel()
+        if not ready.done():
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WorkspaceError):
+                await ready
+            return Outcome(task_pb2.TASK_STATE_CANCELLED, task_pb2.TaskResult(error="cancelled"))
+        try:
+            ready.result()
+        except WorkspaceError as exc:
+            return failed(str(exc))
+        return None
 
     async def _complete(self, task_id: str, attempt: int, outcome: Outcome) -> None:
         loop = asyncio.get_running_loop()

@@ -66,7 +66,7 @@ def from_proto(
     model = message.model or defaults.model
     if not _MODEL.fullmatch(model):
         raise InvalidArgument(
-            "spec.agent.model", model, "use a model name such as claude-sonnet-4-5"
+            "spec.agent.model", model, "use a model name such as claude-sonnet-5-5"
         )
     if message.policy_level and message.policy_level not in _LEVELS:
         raise InvalidArgument(

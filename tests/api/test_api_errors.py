@@ -116,7 +116,7 @@ async def test_agent_task_gets_the_configured_defaults(client: Client) -> None:
     task = await _create(client, task_pb2.TaskSpec(agent=task_pb2.AgentSpec(prompt="fix it")))
     agent = task.spec.agent
     assert task.state == QUEUED
-    assert agent.model == "claude-sonnet-4-5" and agent.max_tokens == 8192
+    assert agent.model == "claude-sonnet-5-5" and agent.max_tokens == 8192
     assert agent.policy_level == task_pb2.POLICY_LEVEL_SUPERVISED
     assert agent.limits.max_turns == 50 and agent.limits.max_cost_usd == 5.0
     assert agent.approval_timeout_seconds == 120

@@ -252,3 +252,33 @@ async def test_large_output_arrives_whole_and_in_order(daemon: Daemon) -> None:
     events = await client.events(task.id)
     assert output_of(events) == "".join(f"{i}\n" for i in range(50000)).encode()
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_git_workspace_is_cloned_for_the_task(daemon: Daemon, tmp_path: Path) -> None:
+    import subprocess as sp
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ident = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    script = "git init -q -b main && echo hello > README && git add README && git commit -qm init"
+    sp.run(["sh", "-c", script], cwd=repo, env={**os.environ, **ident}, check=True)
+    client = await daemon.start()
+    spec = task_pb2.TaskSpec(command=task_pb2.CommandSpec(argv=["cat", "README"]))
+    spec.workspace.git.url = f"file://{repo}"
+    task = await client.tasks.CreateTask(
+        task_service_pb2.CreateTaskRequest(spec=spec), metadata=client.md
+    )
+    events = await client.events(task.id)
+    assert finished(events).state == S.TASK_STATE_SUCCEEDED
+    assert output_of(events) == b"hello\n"
+    spec.workspace.git.url = str(tmp_path / "no-such-repo")
+    bad = await client.tasks.CreateTask(
+        task_service_pb2.CreateTaskRequest(spec=spec), metadata=client.md
+    )
+    end = finished(await client.events(bad.id))
+    assert end.state == S.TASK_STATE_FAILED and "git clone" in end.result.error

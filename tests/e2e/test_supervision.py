@@ -282,12 +282,19 @@ async def test_runner_log_rotates_and_tail_follows(daemon: Daemon) -> None:
     logs = daemon.paths.log_dir
     await wait_until(lambda: (logs / "runner-0.log.1").exists(), what="a rotation")
     assert not (logs / "runner-0.log.2").exists()
-    chunks = client.runners.TailRunnerLog(
-        runner_service_pb2.TailRunnerLogRequest(runner_id="runner-0", offset=0),
-        metadata=client.md,
+
+    async def whole_log() -> str:
+        chunks = client.runners.TailRunnerLog(
+            runner_service_pb2.TailRunnerLogRequest(runner_id="runner-0", offset=0),
+            metadata=client.md,
+        )
+        return b"".join([c.data async for c in chunks]).decode()
+
+    # The runner logs a task's end just after the daemon has stored it.
+    text = await wait_until(
+        lambda: _all_logged(whole_log, 40), what="every task's line in the runner log"
     )
-    text = b"".join([c.data async for c in chunks]).decode()
-    assert "registered" in text and text.count("SUCCEEDED") == 40
+    assert "registered" in text
     # Follow from the end, then make the runner say something new.
     follow = client.runners.TailRunnerLog(
         runner_service_pb2.TailRunnerLogRequest(runner_id="runner-0", offset=-1, follow=True),
@@ -354,6 +361,11 @@ async def test_soak_runner_kills_lose_no_task(daemon: Daemon) -> None:
     assert len(finals) == 200
     assert all(s in (task_pb2.TASK_STATE_SUCCEEDED, task_pb2.TASK_STATE_FAILED) for s in finals)
     await wait_until(lambda: not processes_with("sleep", marker), what="no task process left")
+
+
+async def _all_logged(read: Callable[[], Awaitable[str]], count: int) -> str | None:
+    text = await read()
+    return text if text.count("SUCCEEDED") == count else None
 
 
 async def _task_running(client: Client, task_id: str) -> task_pb2.Task | None:
