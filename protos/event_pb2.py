@@ -27,55 +27,57 @@ from protos import task_pb2 as protos_dot_task__pb2
 from protos import runner_pb2 as protos_dot_runner__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/event.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11protos/task.proto\x1a\x13protos/runner.proto\"\xfb\x08\n\x05\x45vent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x05 \x01(\x04\x12\x11\n\trunner_id\x18\x06 \x01(\t\x12*\n\x06queued\x18\n \x01(\x0b\x32\x18.stigmer.local.v1.QueuedH\x00\x12,\n\x07\x63laimed\x18\x0b \x01(\x0b\x32\x19.stigmer.local.v1.ClaimedH\x00\x12,\n\x07started\x18\x0c \x01(\x0b\x32\x19.stigmer.local.v1.StartedH\x00\x12$\n\x03log\x18\r \x01(\x0b\x32\x15.stigmer.local.v1.LogH\x00\x12\x31\n\ntext_delta\x18\x0e \x01(\x0b\x32\x1b.stigmer.local.v1.TextDeltaH\x00\x12?\n\x11\x61ssistant_message\x18\x0f \x01(\x0b\x32\".stigmer.local.v1.AssistantMessageH\x00\x12/\n\ttool_call\x18\x10 \x01(\x0b\x32\x1a.stigmer.local.v1.ToolCallH\x00\x12\x33\n\x0btool_result\x18\x11 \x01(\x0b\x32\x1c.stigmer.local.v1.ToolResultH\x00\x12;\n\x0fpolicy_decision\x18\x12 \x01(\x0b\x32 .stigmer.local.v1.PolicyDecisionH\x00\x12\x41\n\x12\x61pproval_requested\x18\x13 \x01(\x0b\x32#.stigmer.local.v1.ApprovalRequestedH\x00\x12?\n\x11\x61pproval_resolved\x18\x14 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolvedH\x00\x12(\n\x05usage\x18\x15 \x01(\x0b\x32\x17.stigmer.local.v1.UsageH\x00\x12\x35\n\x0cskill_loaded\x18\x16 \x01(\x0b\x32\x1d.stigmer.local.v1.SkillLoadedH\x00\x12.\n\x08\x61rtifact\x18\x17 \x01(\x0b\x32\x1a.stigmer.local.v1.ArtifactH\x00\x12.\n\x08retrying\x18\x18 \x01(\x0b\x32\x1a.stigmer.local.v1.RetryingH\x00\x12.\n\x08\x66inished\x18\x19 \x01(\x0b\x32\x1a.stigmer.local.v1.FinishedH\x00\x12\x44\n\x14runner_state_changed\x18\x1a \x01(\x0b\x32$.stigmer.local.v1.RunnerStateChangedH\x00\x12;\n\x0fsecret_required\x18\x1b \x01(\x0b\x32 .stigmer.local.v1.SecretRequiredH\x00\x12.\n\x08\x62ookmark\x18\x1c \x01(\x0b\x32\x1a.stigmer.local.v1.BookmarkH\x00\x42\t\n\x07payload\"\x18\n\x06Queued\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x1c\n\x07\x43laimed\x12\x11\n\trunner_id\x18\x01 \x01(\t\".\n\x07Started\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x16\n\x0eworkspace_path\x18\x02 \x01(\t\"@\n\x03Log\x12+\n\x06stream\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"5\n\x10\x41ssistantMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"=\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\"\x7f\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"]\n\x0ePolicyDecision\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12,\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1a.stigmer.local.v1.Decision\x12\x0c\n\x04rule\x18\x03 \x01(\t\"\x86\x01\n\x11\x41pprovalRequested\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x10\x41pprovalResolved\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pproved\x18\x02 \x01(\x08\x12\x13\n\x0bresolved_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x61lways\x18\x05 \x01(\x08\"d\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x04\x12\x15\n\routput_tokens\x18\x02 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\r\n\x05turns\x18\x04 \x01(\r\x12\r\n\x05model\x18\x05 \x01(\t\"+\n\x0bSkillLoaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"6\n\x08\x41rtifact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"2\n\x08Retrying\x12\x16\n\x0e\x66\x61iled_attempt\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x08\x46inished\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\"\xbb\x01\n\x12RunnerStateChanged\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x31\n\nfrom_state\x18\x02 \x01(\x0e\x32\x1d.stigmer.local.v1.RunnerState\x12/\n\x08to_state\x18\x03 \x01(\x0e\x32\x1d.stigmer.local.v1.RunnerState\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x11\n\texit_code\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\"_\n\x0eSecretRequired\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tneeded_by\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\n\n\x08\x42ookmark*U\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n\x11LOG_STREAM_STDERR\x10\x02*]\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x10\n\x0c\x44\x45\x43ISION_ASK\x10\x02\x12\x11\n\rDECISION_DENY\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/event.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11protos/task.proto\x1a\x13protos/runner.proto\"\xb4\t\n\x05\x45vent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x05 \x01(\x04\x12\x11\n\trunner_id\x18\x06 \x01(\t\x12*\n\x06queued\x18\n \x01(\x0b\x32\x18.stigmer.local.v1.QueuedH\x00\x12,\n\x07\x63laimed\x18\x0b \x01(\x0b\x32\x19.stigmer.local.v1.ClaimedH\x00\x12,\n\x07started\x18\x0c \x01(\x0b\x32\x19.stigmer.local.v1.StartedH\x00\x12$\n\x03log\x18\r \x01(\x0b\x32\x15.stigmer.local.v1.LogH\x00\x12\x31\n\ntext_delta\x18\x0e \x01(\x0b\x32\x1b.stigmer.local.v1.TextDeltaH\x00\x12?\n\x11\x61ssistant_message\x18\x0f \x01(\x0b\x32\".stigmer.local.v1.AssistantMessageH\x00\x12/\n\ttool_call\x18\x10 \x01(\x0b\x32\x1a.stigmer.local.v1.ToolCallH\x00\x12\x33\n\x0btool_result\x18\x11 \x01(\x0b\x32\x1c.stigmer.local.v1.ToolResultH\x00\x12;\n\x0fpolicy_decision\x18\x12 \x01(\x0b\x32 .stigmer.local.v1.PolicyDecisionH\x00\x12\x41\n\x12\x61pproval_requested\x18\x13 \x01(\x0b\x32#.stigmer.local.v1.ApprovalRequestedH\x00\x12?\n\x11\x61pproval_resolved\x18\x14 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolvedH\x00\x12(\n\x05usage\x18\x15 \x01(\x0b\x32\x17.stigmer.local.v1.UsageH\x00\x12\x35\n\x0cskill_loaded\x18\x16 \x01(\x0b\x32\x1d.stigmer.local.v1.SkillLoadedH\x00\x12.\n\x08\x61rtifact\x18\x17 \x01(\x0b\x32\x1a.stigmer.local.v1.ArtifactH\x00\x12.\n\x08retrying\x18\x18 \x01(\x0b\x32\x1a.stigmer.local.v1.RetryingH\x00\x12.\n\x08\x66inished\x18\x19 \x01(\x0b\x32\x1a.stigmer.local.v1.FinishedH\x00\x12\x44\n\x14runner_state_changed\x18\x1a \x01(\x0b\x32$.stigmer.local.v1.RunnerStateChangedH\x00\x12;\n\x0fsecret_required\x18\x1b \x01(\x0b\x32 .stigmer.local.v1.SecretRequiredH\x00\x12.\n\x08\x62ookmark\x18\x1c \x01(\x0b\x32\x1a.stigmer.local.v1.BookmarkH\x00\x12\x37\n\rskills_chosen\x18\x1d \x01(\x0b\x32\x1e.stigmer.local.v1.SkillsChosenH\x00\x42\t\n\x07payload\"\x18\n\x06Queued\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x1c\n\x07\x43laimed\x12\x11\n\trunner_id\x18\x01 \x01(\t\".\n\x07Started\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\x16\n\x0eworkspace_path\x18\x02 \x01(\t\"@\n\x03Log\x12+\n\x06stream\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.LogStream\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"5\n\x10\x41ssistantMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"=\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\"\x7f\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\"]\n\x0ePolicyDecision\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12,\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1a.stigmer.local.v1.Decision\x12\x0c\n\x04rule\x18\x03 \x01(\t\"\x86\x01\n\x11\x41pprovalRequested\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x10\x41pprovalResolved\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pproved\x18\x02 \x01(\x08\x12\x13\n\x0bresolved_by\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x61lways\x18\x05 \x01(\x08\"d\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x04\x12\x15\n\routput_tokens\x18\x02 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\r\n\x05turns\x18\x04 \x01(\r\x12\r\n\x05model\x18\x05 \x01(\t\"+\n\x0bSkillLoaded\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"6\n\x08\x41rtifact\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"2\n\x08Retrying\x12\x16\n\x0e\x66\x61iled_attempt\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"d\n\x08\x46inished\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\"\xbb\x01\n\x12RunnerStateChanged\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x31\n\nfrom_state\x18\x02 \x01(\x0e\x32\x1d.stigmer.local.v1.RunnerState\x12/\n\x08to_state\x18\x03 \x01(\x0e\x32\x1d.stigmer.local.v1.RunnerState\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x11\n\texit_code\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\"_\n\x0eSecretRequired\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tneeded_by\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\n\n\x08\x42ookmark\"_\n\x0cSkillsChosen\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06tokens\x18\x03 \x01(\r\x12\x0e\n\x06\x62udget\x18\x04 \x01(\r\x12\x10\n\x08left_out\x18\x05 \x03(\t*U\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n\x11LOG_STREAM_STDERR\x10\x02*]\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_ALLOW\x10\x01\x12\x10\n\x0c\x44\x45\x43ISION_ASK\x10\x02\x12\x11\n\rDECISION_DENY\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOGSTREAM']._serialized_start=2707
-  _globals['_LOGSTREAM']._serialized_end=2792
-  _globals['_DECISION']._serialized_start=2794
-  _globals['_DECISION']._serialized_end=2887
+  _globals['_LOGSTREAM']._serialized_start=2861
+  _globals['_LOGSTREAM']._serialized_end=2946
+  _globals['_DECISION']._serialized_start=2948
+  _globals['_DECISION']._serialized_end=3041
   _globals['_EVENT']._serialized_start=114
-  _globals['_EVENT']._serialized_end=1261
-  _globals['_QUEUED']._serialized_start=1263
-  _globals['_QUEUED']._serialized_end=1287
-  _globals['_CLAIMED']._serialized_start=1289
-  _globals['_CLAIMED']._serialized_end=1317
-  _globals['_STARTED']._serialized_start=1319
-  _globals['_STARTED']._serialized_end=1365
-  _globals['_LOG']._serialized_start=1367
-  _globals['_LOG']._serialized_end=1431
-  _globals['_TEXTDELTA']._serialized_start=1433
-  _globals['_TEXTDELTA']._serialized_end=1458
-  _globals['_ASSISTANTMESSAGE']._serialized_start=1460
-  _globals['_ASSISTANTMESSAGE']._serialized_end=1513
-  _globals['_TOOLCALL']._serialized_start=1515
-  _globals['_TOOLCALL']._serialized_end=1576
-  _globals['_TOOLRESULT']._serialized_start=1578
-  _globals['_TOOLRESULT']._serialized_end=1705
-  _globals['_POLICYDECISION']._serialized_start=1707
-  _globals['_POLICYDECISION']._serialized_end=1800
-  _globals['_APPROVALREQUESTED']._serialized_start=1803
-  _globals['_APPROVALREQUESTED']._serialized_end=1937
-  _globals['_APPROVALRESOLVED']._serialized_start=1939
-  _globals['_APPROVALRESOLVED']._serialized_end=2049
-  _globals['_USAGE']._serialized_start=2051
-  _globals['_USAGE']._serialized_end=2151
-  _globals['_SKILLLOADED']._serialized_start=2153
-  _globals['_SKILLLOADED']._serialized_end=2196
-  _globals['_ARTIFACT']._serialized_start=2198
-  _globals['_ARTIFACT']._serialized_end=2252
-  _globals['_RETRYING']._serialized_start=2254
-  _globals['_RETRYING']._serialized_end=2304
-  _globals['_FINISHED']._serialized_start=2306
-  _globals['_FINISHED']._serialized_end=2406
-  _globals['_RUNNERSTATECHANGED']._serialized_start=2409
-  _globals['_RUNNERSTATECHANGED']._serialized_end=2596
-  _globals['_SECRETREQUIRED']._serialized_start=2598
-  _globals['_SECRETREQUIRED']._serialized_end=2693
-  _globals['_BOOKMARK']._serialized_start=2695
-  _globals['_BOOKMARK']._serialized_end=2705
+  _globals['_EVENT']._serialized_end=1318
+  _globals['_QUEUED']._serialized_start=1320
+  _globals['_QUEUED']._serialized_end=1344
+  _globals['_CLAIMED']._serialized_start=1346
+  _globals['_CLAIMED']._serialized_end=1374
+  _globals['_STARTED']._serialized_start=1376
+  _globals['_STARTED']._serialized_end=1422
+  _globals['_LOG']._serialized_start=1424
+  _globals['_LOG']._serialized_end=1488
+  _globals['_TEXTDELTA']._serialized_start=1490
+  _globals['_TEXTDELTA']._serialized_end=1515
+  _globals['_ASSISTANTMESSAGE']._serialized_start=1517
+  _globals['_ASSISTANTMESSAGE']._serialized_end=1570
+  _globals['_TOOLCALL']._serialized_start=1572
+  _globals['_TOOLCALL']._serialized_end=1633
+  _globals['_TOOLRESULT']._serialized_start=1635
+  _globals['_TOOLRESULT']._serialized_end=1762
+  _globals['_POLICYDECISION']._serialized_start=1764
+  _globals['_POLICYDECISION']._serialized_end=1857
+  _globals['_APPROVALREQUESTED']._serialized_start=1860
+  _globals['_APPROVALREQUESTED']._serialized_end=1994
+  _globals['_APPROVALRESOLVED']._serialized_start=1996
+  _globals['_APPROVALRESOLVED']._serialized_end=2106
+  _globals['_USAGE']._serialized_start=2108
+  _globals['_USAGE']._serialized_end=2208
+  _globals['_SKILLLOADED']._serialized_start=2210
+  _globals['_SKILLLOADED']._serialized_end=2253
+  _globals['_ARTIFACT']._serialized_start=2255
+  _globals['_ARTIFACT']._serialized_end=2309
+  _globals['_RETRYING']._serialized_start=2311
+  _globals['_RETRYING']._serialized_end=2361
+  _globals['_FINISHED']._serialized_start=2363
+  _globals['_FINISHED']._serialized_end=2463
+  _globals['_RUNNERSTATECHANGED']._serialized_start=2466
+  _globals['_RUNNERSTATECHANGED']._serialized_end=2653
+  _globals['_SECRETREQUIRED']._serialized_start=2655
+  _globals['_SECRETREQUIRED']._serialized_end=2750
+  _globals['_BOOKMARK']._serialized_start=2752
+  _globals['_BOOKMARK']._serialized_end=2762
+  _globals['_SKILLSCHOSEN']._serialized_start=2764
+  _globals['_SKILLSCHOSEN']._serialized_end=2859
 # @@protoc_insertion_point(module_scope)

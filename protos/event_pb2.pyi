@@ -3,9 +3,11 @@
 isort:skip_file
 Execution events: everything that happens to a task, a runner or the daemon."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from protos import runner_pb2 as _runner_pb2
 from protos import task_pb2 as _task_pb2
@@ -106,6 +108,7 @@ class Event(_message.Message):
     RUNNER_STATE_CHANGED_FIELD_NUMBER: _builtins.int
     SECRET_REQUIRED_FIELD_NUMBER: _builtins.int
     BOOKMARK_FIELD_NUMBER: _builtins.int
+    SKILLS_CHOSEN_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """The task this event belongs to; empty for runner and daemon events."""
     seq: _builtins.int
@@ -196,6 +199,10 @@ class Event(_message.Message):
     def bookmark(self) -> Global___Bookmark:
         """Nothing happened; the cursor still advances (EventService only)."""
 
+    @_builtins.property
+    def skills_chosen(self) -> Global___SkillsChosen:
+        """The skills offered to an agent task were chosen."""
+
     def __init__(
         self,
         *,
@@ -224,12 +231,13 @@ class Event(_message.Message):
         runner_state_changed: Global___RunnerStateChanged | None = ...,
         secret_required: Global___SecretRequired | None = ...,
         bookmark: Global___Bookmark | None = ...,
+        skills_chosen: Global___SkillsChosen | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_requested", b"approval_requested", "approval_resolved", b"approval_resolved", "artifact", b"artifact", "assistant_message", b"assistant_message", "bookmark", b"bookmark", "claimed", b"claimed", "finished", b"finished", "log", b"log", "payload", b"payload", "policy_decision", b"policy_decision", "queued", b"queued", "retrying", b"retrying", "runner_state_changed", b"runner_state_changed", "secret_required", b"secret_required", "skill_loaded", b"skill_loaded", "started", b"started", "text_delta", b"text_delta", "time", b"time", "tool_call", b"tool_call", "tool_result", b"tool_result", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approval_requested", b"approval_requested", "approval_resolved", b"approval_resolved", "artifact", b"artifact", "assistant_message", b"assistant_message", "bookmark", b"bookmark", "claimed", b"claimed", "finished", b"finished", "log", b"log", "payload", b"payload", "policy_decision", b"policy_decision", "queued", b"queued", "retrying", b"retrying", "runner_state_changed", b"runner_state_changed", "secret_required", b"secret_required", "skill_loaded", b"skill_loaded", "skills_chosen", b"skills_chosen", "started", b"started", "text_delta", b"text_delta", "time", b"time", "tool_call", b"tool_call", "tool_result", b"tool_result", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_requested", b"approval_requested", "approval_resolved", b"approval_resolved", "artifact", b"artifact", "assistant_message", b"assistant_message", "attempt", b"attempt", "bookmark", b"bookmark", "claimed", b"claimed", "cursor", b"cursor", "finished", b"finished", "log", b"log", "payload", b"payload", "policy_decision", b"policy_decision", "queued", b"queued", "retrying", b"retrying", "runner_id", b"runner_id", "runner_state_changed", b"runner_state_changed", "secret_required", b"secret_required", "seq", b"seq", "skill_loaded", b"skill_loaded", "started", b"started", "task_id", b"task_id", "text_delta", b"text_delta", "time", b"time", "tool_call", b"tool_call", "tool_result", b"tool_result", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_requested", b"approval_requested", "approval_resolved", b"approval_resolved", "artifact", b"artifact", "assistant_message", b"assistant_message", "attempt", b"attempt", "bookmark", b"bookmark", "claimed", b"claimed", "cursor", b"cursor", "finished", b"finished", "log", b"log", "payload", b"payload", "policy_decision", b"policy_decision", "queued", b"queued", "retrying", b"retrying", "runner_id", b"runner_id", "runner_state_changed", b"runner_state_changed", "secret_required", b"secret_required", "seq", b"seq", "skill_loaded", b"skill_loaded", "skills_chosen", b"skills_chosen", "started", b"started", "task_id", b"task_id", "text_delta", b"text_delta", "time", b"time", "tool_call", b"tool_call", "tool_result", b"tool_result", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["queued", "claimed", "started", "log", "text_delta", "assistant_message", "tool_call", "tool_result", "policy_decision", "approval_requested", "approval_resolved", "usage", "skill_loaded", "artifact", "retrying", "finished", "runner_state_changed", "secret_required", "bookmark"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["queued", "claimed", "started", "log", "text_delta", "assistant_message", "tool_call", "tool_result", "policy_decision", "approval_requested", "approval_resolved", "usage", "skill_loaded", "artifact", "retrying", "finished", "runner_state_changed", "secret_required", "bookmark", "skills_chosen"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -795,3 +803,47 @@ class Bookmark(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Bookmark: _TypeAlias = Bookmark  # noqa: Y015
+
+@_typing.final
+class SkillsChosen(_message.Message):
+    """Which skills an agent task is offered (names and descriptions go in its first
+    prompt; a body loads when the agent asks for it).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """How they were chosen: "named by the task" or "picked by domains ..."."""
+    tokens: _builtins.int
+    """Their estimated tokens in all."""
+    budget: _builtins.int
+    """The budget they had to fit in (0: none applied)."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The skills, in the order offered."""
+
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Skills that matched but did not fit, or were named and could not be used, with why."""
+
+    def __init__(
+        self,
+        *,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        tokens: _builtins.int = ...,
+        budget: _builtins.int = ...,
+        left_out: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "left_out", b"left_out", "names", b"names", "reason", b"reason", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillsChosen: _TypeAlias = SkillsChosen  # noqa: Y015

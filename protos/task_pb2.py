@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/task.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x0b\n\x03\x63wd\x18\x02 \x01(\t\x12\x33\n\x03\x65nv\x18\x03 \x03(\x0b\x32&.stigmer.local.v1.CommandSpec.EnvEntry\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07secrets\x18\x05 \x03(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x0b\x41gentLimits\x12\x11\n\tmax_turns\x18\x01 \x01(\r\x12\x18\n\x10max_wall_seconds\x18\x02 \x01(\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\x04\x12\x14\n\x0cmax_cost_usd\x18\x04 \x01(\x01\"\x9b\x01\n\x10\x41gentConstraints\x12\x1b\n\x13\x61llowed_write_globs\x18\x01 \x03(\t\x12\x1a\n\x12\x61llowed_read_globs\x18\x02 \x03(\t\x12\x19\n\x11max_files_changed\x18\x03 \x01(\r\x12\x16\n\x0emax_diff_bytes\x18\x04 \x01(\x04\x12\x1b\n\x13\x64\x65nylisted_commands\x18\x05 \x03(\t\"\xe0\x02\n\tAgentSpec\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06skills\x18\x02 \x03(\t\x12\x15\n\rskill_domains\x18\x03 \x03(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x33\n\x0cpolicy_level\x18\x05 \x01(\x0e\x32\x1d.stigmer.local.v1.PolicyLevel\x12-\n\x06limits\x18\x06 \x01(\x0b\x32\x1d.stigmer.local.v1.AgentLimits\x12\x13\n\x0b\x61llow_rules\x18\x07 \x03(\t\x12\x11\n\task_rules\x18\x08 \x03(\t\x12\x12\n\ndeny_rules\x18\t \x03(\t\x12\x37\n\x0b\x63onstraints\x18\n \x01(\x0b\x32\".stigmer.local.v1.AgentConstraints\x12\x12\n\nmax_tokens\x18\x0b \x01(\r\x12 \n\x18\x61pproval_timeout_seconds\x18\x0c \x01(\x01\"(\n\tGitSource\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\"C\n\tWorkspace\x12\x0c\n\x04path\x18\x01 \x01(\t\x12(\n\x03git\x18\x02 \x01(\x0b\x32\x1b.stigmer.local.v1.GitSource\"#\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\"\xb7\x02\n\x08TaskSpec\x12\x30\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x1d.stigmer.local.v1.CommandSpecH\x00\x12,\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x1b.stigmer.local.v1.AgentSpecH\x00\x12.\n\tworkspace\x18\x03 \x01(\x0b\x32\x1b.stigmer.local.v1.Workspace\x12,\n\x05retry\x18\x04 \x01(\x0b\x32\x1d.stigmer.local.v1.RetryPolicy\x12\x36\n\x06labels\x18\x05 \x03(\x0b\x32&.stigmer.local.v1.TaskSpec.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04kind\"\xa4\x01\n\nTaskResult\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\x15\n\rhas_exit_code\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x04\x12\x15\n\routput_tokens\x18\x06 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\r\n\x05turns\x18\x08 \x01(\r\"\xa1\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12(\n\x04spec\x18\x03 \x01(\x0b\x32\x1a.stigmer.local.v1.TaskSpec\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x11\n\trunner_id\x18\x06 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x07 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06result\x18\x0b \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\x12\x10\n\x08last_seq\x18\x0c \x01(\x04\x12\x16\n\x0eworkspace_path\x18\r \x01(\t*\xd3\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_CLAIMED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x07*\x98\x01\n\x0bPolicyLevel\x12\x1c\n\x18POLICY_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14POLICY_LEVEL_STUDENT\x10\x01\x12\x17\n\x13POLICY_LEVEL_INTERN\x10\x02\x12\x1b\n\x17POLICY_LEVEL_SUPERVISED\x10\x03\x12\x1b\n\x17POLICY_LEVEL_AUTONOMOUS\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11protos/task.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x0b\n\x03\x63wd\x18\x02 \x01(\t\x12\x33\n\x03\x65nv\x18\x03 \x03(\x0b\x32&.stigmer.local.v1.CommandSpec.EnvEntry\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07secrets\x18\x05 \x03(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"d\n\x0b\x41gentLimits\x12\x11\n\tmax_turns\x18\x01 \x01(\r\x12\x18\n\x10max_wall_seconds\x18\x02 \x01(\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\x04\x12\x14\n\x0cmax_cost_usd\x18\x04 \x01(\x01\"\x9b\x01\n\x10\x41gentConstraints\x12\x1b\n\x13\x61llowed_write_globs\x18\x01 \x03(\t\x12\x1a\n\x12\x61llowed_read_globs\x18\x02 \x03(\t\x12\x19\n\x11max_files_changed\x18\x03 \x01(\r\x12\x16\n\x0emax_diff_bytes\x18\x04 \x01(\x04\x12\x1b\n\x13\x64\x65nylisted_commands\x18\x05 \x03(\t\"\xfc\x02\n\tAgentSpec\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06skills\x18\x02 \x03(\t\x12\x15\n\rskill_domains\x18\x03 \x03(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x33\n\x0cpolicy_level\x18\x05 \x01(\x0e\x32\x1d.stigmer.local.v1.PolicyLevel\x12-\n\x06limits\x18\x06 \x01(\x0b\x32\x1d.stigmer.local.v1.AgentLimits\x12\x13\n\x0b\x61llow_rules\x18\x07 \x03(\t\x12\x11\n\task_rules\x18\x08 \x03(\t\x12\x12\n\ndeny_rules\x18\t \x03(\t\x12\x37\n\x0b\x63onstraints\x18\n \x01(\x0b\x32\".stigmer.local.v1.AgentConstraints\x12\x12\n\nmax_tokens\x18\x0b \x01(\r\x12 \n\x18\x61pproval_timeout_seconds\x18\x0c \x01(\x01\x12\x1a\n\x12skill_token_budget\x18\r \x01(\r\"(\n\tGitSource\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\"C\n\tWorkspace\x12\x0c\n\x04path\x18\x01 \x01(\t\x12(\n\x03git\x18\x02 \x01(\x0b\x32\x1b.stigmer.local.v1.GitSource\"#\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\"\xb7\x02\n\x08TaskSpec\x12\x30\n\x07\x63ommand\x18\x01 \x01(\x0b\x32\x1d.stigmer.local.v1.CommandSpecH\x00\x12,\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x1b.stigmer.local.v1.AgentSpecH\x00\x12.\n\tworkspace\x18\x03 \x01(\x0b\x32\x1b.stigmer.local.v1.Workspace\x12,\n\x05retry\x18\x04 \x01(\x0b\x32\x1d.stigmer.local.v1.RetryPolicy\x12\x36\n\x06labels\x18\x05 \x03(\x0b\x32&.stigmer.local.v1.TaskSpec.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04kind\"\xa4\x01\n\nTaskResult\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\x15\n\rhas_exit_code\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x04\x12\x15\n\routput_tokens\x18\x06 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\r\n\x05turns\x18\x08 \x01(\r\"\xa1\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12(\n\x04spec\x18\x03 \x01(\x0b\x32\x1a.stigmer.local.v1.TaskSpec\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x11\n\trunner_id\x18\x06 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x07 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06result\x18\x0b \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\x12\x10\n\x08last_seq\x18\x0c \x01(\x04\x12\x16\n\x0eworkspace_path\x18\r \x01(\t*\xd3\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11TASK_STATE_QUEUED\x10\x01\x12\x16\n\x12TASK_STATE_CLAIMED\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06\x12\x18\n\x14TASK_STATE_TIMED_OUT\x10\x07*\x98\x01\n\x0bPolicyLevel\x12\x1c\n\x18POLICY_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14POLICY_LEVEL_STUDENT\x10\x01\x12\x17\n\x13POLICY_LEVEL_INTERN\x10\x02\x12\x1b\n\x17POLICY_LEVEL_SUPERVISED\x10\x03\x12\x1b\n\x17POLICY_LEVEL_AUTONOMOUS\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMANDSPEC_ENVENTRY']._serialized_options = b'8\001'
   _globals['_TASKSPEC_LABELSENTRY']._loaded_options = None
   _globals['_TASKSPEC_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TASKSTATE']._serialized_start=1919
-  _globals['_TASKSTATE']._serialized_end=2130
-  _globals['_POLICYLEVEL']._serialized_start=2133
-  _globals['_POLICYLEVEL']._serialized_end=2285
+  _globals['_TASKSTATE']._serialized_start=1947
+  _globals['_TASKSTATE']._serialized_end=2158
+  _globals['_POLICYLEVEL']._serialized_start=2161
+  _globals['_POLICYLEVEL']._serialized_end=2313
   _globals['_COMMANDSPEC']._serialized_start=73
   _globals['_COMMANDSPEC']._serialized_end=252
   _globals['_COMMANDSPEC_ENVENTRY']._serialized_start=210
@@ -49,19 +49,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTCONSTRAINTS']._serialized_start=357
   _globals['_AGENTCONSTRAINTS']._serialized_end=512
   _globals['_AGENTSPEC']._serialized_start=515
-  _globals['_AGENTSPEC']._serialized_end=867
-  _globals['_GITSOURCE']._serialized_start=869
-  _globals['_GITSOURCE']._serialized_end=909
-  _globals['_WORKSPACE']._serialized_start=911
-  _globals['_WORKSPACE']._serialized_end=978
-  _globals['_RETRYPOLICY']._serialized_start=980
-  _globals['_RETRYPOLICY']._serialized_end=1015
-  _globals['_TASKSPEC']._serialized_start=1018
-  _globals['_TASKSPEC']._serialized_end=1329
-  _globals['_TASKSPEC_LABELSENTRY']._serialized_start=1276
-  _globals['_TASKSPEC_LABELSENTRY']._serialized_end=1321
-  _globals['_TASKRESULT']._serialized_start=1332
-  _globals['_TASKRESULT']._serialized_end=1496
-  _globals['_TASK']._serialized_start=1499
-  _globals['_TASK']._serialized_end=1916
+  _globals['_AGENTSPEC']._serialized_end=895
+  _globals['_GITSOURCE']._serialized_start=897
+  _globals['_GITSOURCE']._serialized_end=937
+  _globals['_WORKSPACE']._serialized_start=939
+  _globals['_WORKSPACE']._serialized_end=1006
+  _globals['_RETRYPOLICY']._serialized_start=1008
+  _globals['_RETRYPOLICY']._serialized_end=1043
+  _globals['_TASKSPEC']._serialized_start=1046
+  _globals['_TASKSPEC']._serialized_end=1357
+  _globals['_TASKSPEC_LABELSENTRY']._serialized_start=1304
+  _globals['_TASKSPEC_LABELSENTRY']._serialized_end=1349
+  _globals['_TASKRESULT']._serialized_start=1360
+  _globals['_TASKRESULT']._serialized_end=1524
+  _globals['_TASK']._serialized_start=1527
+  _globals['_TASK']._serialized_end=1944
 # @@protoc_insertion_point(module_scope)

@@ -280,6 +280,7 @@ class AgentSpec(_message.Message):
     CONSTRAINTS_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     APPROVAL_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    SKILL_TOKEN_BUDGET_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """What the agent should do, in the user's words. Must not be empty."""
     model: _builtins.str
@@ -291,6 +292,10 @@ class AgentSpec(_message.Message):
     approval_timeout_seconds: _builtins.float
     """Seconds an approval request waits for an answer before it is denied; 0 means
     the configured default.
+    """
+    skill_token_budget: _builtins.int
+    """Most tokens the picked skills may take (when `skills` is empty); 0 means the
+    configured default.
     """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -339,10 +344,11 @@ class AgentSpec(_message.Message):
         constraints: Global___AgentConstraints | None = ...,
         max_tokens: _builtins.int = ...,
         approval_timeout_seconds: _builtins.float = ...,
+        skill_token_budget: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_rules", b"allow_rules", "approval_timeout_seconds", b"approval_timeout_seconds", "ask_rules", b"ask_rules", "constraints", b"constraints", "deny_rules", b"deny_rules", "limits", b"limits", "max_tokens", b"max_tokens", "model", b"model", "policy_level", b"policy_level", "prompt", b"prompt", "skill_domains", b"skill_domains", "skills", b"skills"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_rules", b"allow_rules", "approval_timeout_seconds", b"approval_timeout_seconds", "ask_rules", b"ask_rules", "constraints", b"constraints", "deny_rules", b"deny_rules", "limits", b"limits", "max_tokens", b"max_tokens", "model", b"model", "policy_level", b"policy_level", "prompt", b"prompt", "skill_domains", b"skill_domains", "skill_token_budget", b"skill_token_budget", "skills", b"skills"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from protos import event_pb2 as protos_dot_event__pb2
 from protos import task_pb2 as protos_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/worker_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\x1a\x11protos/task.proto\"B\n\x0fRegisterRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\"P\n\x10RegisterResponse\x12\"\n\x1aheartbeat_interval_seconds\x18\x01 \x01(\x01\x12\x18\n\x10max_wait_seconds\x18\x02 \x01(\x01\";\n\x10\x43laimTaskRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"\xb1\x01\n\x11\x43laimTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.stigmer.local.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x39\n\x03\x65nv\x18\x03 \x03(\x0b\x32,.stigmer.local.v1.ClaimTaskResponse.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x10HeartbeatRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x04 \x01(\x01\"F\n\x11HeartbeatResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\x12\x17\n\x0f\x64rain_requested\x18\x02 \x01(\x08\"\x89\x01\n\x14PublishEventsRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\'\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x17.stigmer.local.v1.Event\x12\x13\n\x0b\x66irst_index\x18\x05 \x01(\x04\"F\n\x15PublishEventsResponse\x12\x13\n\x0b\x61\x63ked_index\x18\x01 \x01(\x04\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"\xa4\x01\n\x13\x43ompleteTaskRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12,\n\x06result\x18\x05 \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\"<\n\x14\x43ompleteTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.stigmer.local.v1.Task\"\xb8\x01\n\x16RequestApprovalRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\t\x12\x0c\n\x04tool\x18\x05 \x01(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x12\n\ninput_json\x18\x08 \x01(\t\x12\x0c\n\x04rule\x18\t \x01(\t\"Q\n\x17RequestApprovalResponse\x12\x36\n\nresolution\x18\x01 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolved2\xb7\x04\n\rWorkerService\x12Q\n\x08Register\x12!.stigmer.local.v1.RegisterRequest\x1a\".stigmer.local.v1.RegisterResponse\x12T\n\tClaimTask\x12\".stigmer.local.v1.ClaimTaskRequest\x1a#.stigmer.local.v1.ClaimTaskResponse\x12T\n\tHeartbeat\x12\".stigmer.local.v1.HeartbeatRequest\x1a#.stigmer.local.v1.HeartbeatResponse\x12`\n\rPublishEvents\x12&.stigmer.local.v1.PublishEventsRequest\x1a\'.stigmer.local.v1.PublishEventsResponse\x12]\n\x0c\x43ompleteTask\x12%.stigmer.local.v1.CompleteTaskRequest\x1a&.stigmer.local.v1.CompleteTaskResponse\x12\x66\n\x0fRequestApproval\x12(.stigmer.local.v1.RequestApprovalRequest\x1a).stigmer.local.v1.RequestApprovalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/worker_service.proto\x12\x10stigmer.local.v1\x1a\x12protos/event.proto\x1a\x11protos/task.proto\"B\n\x0fRegisterRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\"P\n\x10RegisterResponse\x12\"\n\x1aheartbeat_interval_seconds\x18\x01 \x01(\x01\x12\x18\n\x10max_wait_seconds\x18\x02 \x01(\x01\";\n\x10\x43laimTaskRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x02 \x01(\x01\"\xdd\x01\n\x11\x43laimTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.stigmer.local.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x39\n\x03\x65nv\x18\x03 \x03(\x0b\x32,.stigmer.local.v1.ClaimTaskResponse.EnvEntry\x12*\n\x06skills\x18\x04 \x03(\x0b\x32\x1a.stigmer.local.v1.SkillRef\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"R\n\x08SkillRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x15\n\rallowed_tools\x18\x04 \x03(\t\"]\n\x10HeartbeatRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x04 \x01(\x01\"F\n\x11HeartbeatResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\x12\x17\n\x0f\x64rain_requested\x18\x02 \x01(\x08\"\x89\x01\n\x14PublishEventsRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\'\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x17.stigmer.local.v1.Event\x12\x13\n\x0b\x66irst_index\x18\x05 \x01(\x04\"F\n\x15PublishEventsResponse\x12\x13\n\x0b\x61\x63ked_index\x18\x01 \x01(\x04\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"\xa4\x01\n\x13\x43ompleteTaskRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12*\n\x05state\x18\x04 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12,\n\x06result\x18\x05 \x01(\x0b\x32\x1c.stigmer.local.v1.TaskResult\"<\n\x14\x43ompleteTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.stigmer.local.v1.Task\"\xb8\x01\n\x16RequestApprovalRequest\x12\x11\n\trunner_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0f\n\x07\x63\x61ll_id\x18\x04 \x01(\t\x12\x0c\n\x04tool\x18\x05 \x01(\t\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\x12\x12\n\ninput_json\x18\x08 \x01(\t\x12\x0c\n\x04rule\x18\t \x01(\t\"Q\n\x17RequestApprovalResponse\x12\x36\n\nresolution\x18\x01 \x01(\x0b\x32\".stigmer.local.v1.ApprovalResolved2\xb7\x04\n\rWorkerService\x12Q\n\x08Register\x12!.stigmer.local.v1.RegisterRequest\x1a\".stigmer.local.v1.RegisterResponse\x12T\n\tClaimTask\x12\".stigmer.local.v1.ClaimTaskRequest\x1a#.stigmer.local.v1.ClaimTaskResponse\x12T\n\tHeartbeat\x12\".stigmer.local.v1.HeartbeatRequest\x1a#.stigmer.local.v1.HeartbeatResponse\x12`\n\rPublishEvents\x12&.stigmer.local.v1.PublishEventsRequest\x1a\'.stigmer.local.v1.PublishEventsResponse\x12]\n\x0c\x43ompleteTask\x12%.stigmer.local.v1.CompleteTaskRequest\x1a&.stigmer.local.v1.CompleteTaskResponse\x12\x66\n\x0fRequestApproval\x12(.stigmer.local.v1.RequestApprovalRequest\x1a).stigmer.local.v1.RequestApprovalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,25 +42,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLAIMTASKREQUEST']._serialized_start=238
   _globals['_CLAIMTASKREQUEST']._serialized_end=297
   _globals['_CLAIMTASKRESPONSE']._serialized_start=300
-  _globals['_CLAIMTASKRESPONSE']._serialized_end=477
-  _globals['_CLAIMTASKRESPONSE_ENVENTRY']._serialized_start=435
-  _globals['_CLAIMTASKRESPONSE_ENVENTRY']._serialized_end=477
-  _globals['_HEARTBEATREQUEST']._serialized_start=479
-  _globals['_HEARTBEATREQUEST']._serialized_end=572
-  _globals['_HEARTBEATRESPONSE']._serialized_start=574
-  _globals['_HEARTBEATRESPONSE']._serialized_end=644
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=647
-  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=784
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=786
-  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=856
-  _globals['_COMPLETETASKREQUEST']._serialized_start=859
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1023
-  _globals['_COMPLETETASKRESPONSE']._serialized_start=1025
-  _globals['_COMPLETETASKRESPONSE']._serialized_end=1085
-  _globals['_REQUESTAPPROVALREQUEST']._serialized_start=1088
-  _globals['_REQUESTAPPROVALREQUEST']._serialized_end=1272
-  _globals['_REQUESTAPPROVALRESPONSE']._serialized_start=1274
-  _globals['_REQUESTAPPROVALRESPONSE']._serialized_end=1355
-  _globals['_WORKERSERVICE']._serialized_start=1358
-  _globals['_WORKERSERVICE']._serialized_end=1925
+  _globals['_CLAIMTASKRESPONSE']._serialized_end=521
+  _globals['_CLAIMTASKRESPONSE_ENVENTRY']._serialized_start=479
+  _globals['_CLAIMTASKRESPONSE_ENVENTRY']._serialized_end=521
+  _globals['_SKILLREF']._serialized_start=523
+  _globals['_SKILLREF']._serialized_end=605
+  _globals['_HEARTBEATREQUEST']._serialized_start=607
+  _globals['_HEARTBEATREQUEST']._serialized_end=700
+  _globals['_HEARTBEATRESPONSE']._serialized_start=702
+  _globals['_HEARTBEATRESPONSE']._serialized_end=772
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_start=775
+  _globals['_PUBLISHEVENTSREQUEST']._serialized_end=912
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_start=914
+  _globals['_PUBLISHEVENTSRESPONSE']._serialized_end=984
+  _globals['_COMPLETETASKREQUEST']._serialized_start=987
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1151
+  _globals['_COMPLETETASKRESPONSE']._serialized_start=1153
+  _globals['_COMPLETETASKRESPONSE']._serialized_end=1213
+  _globals['_REQUESTAPPROVALREQUEST']._serialized_start=1216
+  _globals['_REQUESTAPPROVALREQUEST']._serialized_end=1400
+  _globals['_REQUESTAPPROVALRESPONSE']._serialized_start=1402
+  _globals['_REQUESTAPPROVALRESPONSE']._serialized_end=1483
+  _globals['_WORKERSERVICE']._serialized_start=1486
+  _globals['_WORKERSERVICE']._serialized_end=2053
 # @@protoc_insertion_point(module_scope)

@@ -135,6 +135,7 @@ class ClaimTaskResponse(_message.Message):
     TASK_FIELD_NUMBER: _builtins.int
     ATTEMPT_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
     attempt: _builtins.int
     """The attempt this claim is (from 1); events and completion name it."""
     @_builtins.property
@@ -147,20 +148,61 @@ class ClaimTaskResponse(_message.Message):
         a task did not ask for).
         """
 
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkillRef]:
+        """Agent tasks: the skills offered, to list in the first prompt and load on demand."""
+
     def __init__(
         self,
         *,
         task: _task_pb2.Task | None = ...,
         attempt: _builtins.int = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        skills: _abc.Iterable[Global___SkillRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "env", b"env", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "env", b"env", "skills", b"skills", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClaimTaskResponse: _TypeAlias = ClaimTaskResponse  # noqa: Y015
+
+@_typing.final
+class SkillRef(_message.Message):
+    """A skill as a runner needs it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    ALLOWED_TOOLS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name."""
+    description: _builtins.str
+    """What it is for (goes in the first prompt)."""
+    path: _builtins.str
+    """Its folder (SKILL.md and bundled files), read when the agent loads it."""
+    @_builtins.property
+    def allowed_tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tools it pre-approves, as rules (never lifting a deny)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        path: _builtins.str = ...,
+        allowed_tools: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_tools", b"allowed_tools", "description", b"description", "name", b"name", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkillRef: _TypeAlias = SkillRef  # noqa: Y015
 
 @_typing.final
 class HeartbeatRequest(_message.Message):
