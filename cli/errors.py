@@ -5,7 +5,8 @@ Exit codes (one small table, used by every command):
     0    success
     1    general failure (the daemon refused or could not do it, a task failed
          without an exit code, the daemon did not start or stop in time)
-    2    bad input or usage (a bad option, INVALID_ARGUMENT, OUT_OF_RANGE)
+    2    bad input or usage (a bad option, INVALID_ARGUMENT, OUT_OF_RANGE, a
+         malformed task file: every problem is listed and nothing is submitted)
     3    the daemon is not running (no socket, or UNAVAILABLE)
     4    a secret is missing or unusable: a required key is not set and there
          is no terminal to ask for it, no usable keyring to store it in, or
@@ -13,8 +14,10 @@ Exit codes (one small table, used by every command):
     124  `stigmer run`: the task timed out (as timeout(1))
     130  interrupted (Ctrl-C), or `stigmer run`: the task was cancelled
 
-`stigmer run` and `task watch --exit-status` otherwise exit with the task's
-own exit code, as `docker run` does.
+`stigmer run --cmd` and `task watch --exit-status` otherwise exit with the
+task's own exit code, as `docker run` does. An agent run (`stigmer run PROMPT`,
+`stigmer task submit`) has no exit code of its own: 0 when it succeeded, 1 when
+it failed (its error on stderr), 124 timed out, 130 cancelled or interrupted.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli import daemon_cmd, local, runners, secrets, tasks, top
+from cli import audit, daemon_cmd, local, runners, secrets, tasks, top
 from cli.errors import CliError, ExitCode
 from cli.run import run
 
@@ -38,6 +38,10 @@ app.command(
     "top",
     context_settings={"help_option_names": ["-h", "--help"]},
 )(top.top)
+app.command(
+    "audit",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)(audit.audit)
 
 
 def _version(value: bool) -> None:

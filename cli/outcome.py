@@ -53,3 +53,20 @@ def _why(error: str) -> str:
     if not error or error.lower().rstrip(".") in ("cancelled", "canceled", "timed out"):
         return ""
     return f": {error}"
+
+
+def agent_outcome(task_id: str, state: int, result: task_pb2.TaskResult) -> Outcome:
+    """An agent run has no exit code of its own: SUCCEEDED → 0, FAILED → 1 (with its
+    error), TIMED_OUT → 124, CANCELLED → 130."""
+    error = result.error.strip()
+    if state == task_pb2.TASK_STATE_SUCCEEDED:
+        return Outcome(ExitCode.OK, None)
+    if state == task_pb2.TASK_STATE_TIMED_OUT:
+        return Outcome(ExitCode.TIMED_OUT, f"task {task_id} timed out" + _why(error))
+    if state == task_pb2.TASK_STATE_CANCELLED:
+        return Outcome(ExitCode.INTERRUPTED, f"task {task_id} was cancelled" + _why(error))
+    if state == task_pb2.TASK_STATE_FAILED:
+        return Outcome(ExitCode.FAILURE, f"task {task_id} failed" + _why(error))
+    return Outcome(
+        ExitCode.FAILURE, f"task {task_id} ended in an unexpected state ({state})" + _why(error)
+    )

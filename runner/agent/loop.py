@@ -610,6 +610,8 @@ class _Run:
         """Asks the daemon's clients; a failed request is a denial the model is told of."""
         timeout = self._spec.approval_timeout_seconds or DEFAULT_APPROVAL_TIMEOUT
         try:
+            # Watchers see the call and its decision before the request about it.
+            await self._publisher.flush()
             return await self._client.request_approval(
                 self._task.id,
                 self._attempt,

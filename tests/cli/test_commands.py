@@ -74,11 +74,60 @@ def test_run_cmd_without_argv_is_usage_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_run_without_cmd_says_agents_are_not_available(tmp_path: Path) -> None:
+def test_run_without_cmd_takes_one_prompt(tmp_path: Path) -> None:
     result = stigmer(tmp_path, "run", "--", "echo", "hi")
     assert result.returncode == 2
-    assert "agent tasks are not available yet" in result.stderr
-    assert "--cmd" in result.stderr
+    assert result.stdout == ""
+    assert "quote the prompt" in result.stderr
+    assert "stigmer run --cmd -- echo hi" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run",), "no prompt given"),
+        (("run", "x", "--level", "boss"), "--level 'boss'"),
+        (("run", "x", "--env", "A=1"), "--env is for programs run with --cmd"),
+        (("run", "--cmd", "--level", "intern", "--", "true"), "--level is for agent runs"),
+        (("run", "x", "--workspace", ".", "--repo", "r"), "--workspace and --repo"),
+        (("run", "x", "--branch", "main"), "--branch needs --repo"),
+        (("task", "approve", "t-1", "a-1", "--deny", "--always"), "--always"),
+        (("task", "submit", "no-such-file.yaml"), "no such file"),
+    ],
+)
+def test_agent_usage_errors_need_no_daemon(
+    tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
+    result = stigmer(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_malformed_task_file_is_exit_2_without_a_daemon(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("goal: [1]\nscope: x\n")
+    result = stigmer(tmp_path, "task", "submit", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {bad}: 2 problems; nothing was submitted:",
+        f"  {bad}:1: goal: must be a string (got a list)",
+        f"  {bad}:2: scope: must be a mapping of fields (got 'x')",
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "do it"),
+        ("audit",),
+        ("task", "approve", "t-1", "a-1"),
+    ],
+)
+def test_agent_commands_without_a_daemon_exit_3(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = stigmer(tmp_path, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "", NOT_RUNNING)
 
 
 def test_run_bad_env_names_the_option(tmp_path: Path) -> None:

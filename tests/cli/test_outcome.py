@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.outcome import task_outcome
+from cli.outcome import agent_outcome, task_outcome
 from protos import task_pb2
 
 S = task_pb2
@@ -45,3 +45,32 @@ def test_messages() -> None:
     assert timed_out.message == "task t-1 timed out: timed out after 5 s"
     cancelled = task_outcome("t-1", S.TASK_STATE_CANCELLED, result(error="cancelled"))
     assert cancelled.message == "task t-1 was cancelled"
+
+
+@pytest.mark.parametrize(
+    ("state", "res", "code", "message"),
+    [
+        (S.TASK_STATE_SUCCEEDED, result(summary="done"), 0, None),
+        (
+            S.TASK_STATE_FAILED,
+            result(error="the API refused the key (401)"),
+            1,
+            "task t-1 failed: the API refused the key (401)",
+        ),
+        # An agent's failure is 1 even if a result carried an exit code.
+        (S.TASK_STATE_FAILED, result(exit_code=3, has_exit_code=True), 1, "task t-1 failed"),
+        (
+            S.TASK_STATE_TIMED_OUT,
+            result(error="wall-clock limit of 60 s reached"),
+            124,
+            "task t-1 timed out: wall-clock limit of 60 s reached",
+        ),
+        (S.TASK_STATE_CANCELLED, result(error="cancelled"), 130, "task t-1 was cancelled"),
+        (S.TASK_STATE_RUNNING, result(), 1, "task t-1 ended in an unexpected state (3)"),
+    ],
+)
+def test_agent_exit_codes(
+    state: int, res: task_pb2.TaskResult, code: int, message: str | None
+) -> None:
+    outcome = agent_outcome("t-1", state, res)
+    assert (outcome.exit_code, outcome.message) == (code, message)

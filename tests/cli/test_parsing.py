@@ -59,7 +59,7 @@ def test_build_spec_defaults_to_here(tmp_path: object, monkeypatch: pytest.Monke
 
 
 def test_build_spec_checks() -> None:
-    with pytest.raises(CliError, match="agent tasks"):
+    with pytest.raises(CliError, match="--cmd"):
         build_spec(["x"], False, None, None, [], None, 0)
     with pytest.raises(CliError, match="no program"):
         build_spec([], True, None, None, [], None, 0)

@@ -165,7 +165,7 @@ async def test_defaults_for_model_and_max_tokens(api: FakeAnthropic, tmp_path: P
     outcome, _ = await run(api, agent_task(tmp_path, model=""))
     assert ended(outcome)[0] == S.TASK_STATE_SUCCEEDED
     body = api.message_requests[0].body
-    assert (body["model"], body["max_tokens"]) == ("claude-sonnet-4-5", 4096)
+    assert (body["model"], body["max_tokens"]) == ("claude-sonnet-5-5", 4096)
 
 
 async def test_a_missing_key_fails_before_any_request(api: FakeAnthropic, tmp_path: Path) -> None:
