@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -64,28 +65,44 @@ def home_env(home: Path) -> dict[str, str]:
 
 class BenchDaemon:
     """A daemon on a fresh STIGMER_HOME, TCP off. `runner_config` is extra TOML lines
-    for the [runners] table, for example "stable_seconds = 0.5"."""
+    for the [runners] table, for example "stable_seconds = 0.5"; `config` is more TOML
+    tables after it, for example "[agent]\\nbase_url = ...". `secrets` are handed to the
+    daemon on its stdin, as `stigmer local start` does."""
 
-    def __init__(self, runners: int, runner_config: str = "") -> None:
+    def __init__(
+        self,
+        runners: int,
+        runner_config: str = "",
+        config: str = "",
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="stigmer-bench-"))
-        config = self.home / "config"
-        config.mkdir()
-        (config / "config.toml").write_text(
-            f'[daemon]\ntcp_address = ""\n[runners]\ncount = {runners}\n{runner_config}\n'
+        config_dir = self.home / "config"
+        config_dir.mkdir()
+        (config_dir / "config.toml").write_text(
+            f'[daemon]\ntcp_address = ""\n[runners]\ncount = {runners}\n{runner_config}\n{config}\n'
         )
         self.paths = paths.resolve({"STIGMER_HOME": str(self.home)})
         self.env = home_env(self.home)
+        self.secrets = secrets
         self.process: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> None:
+        env = dict(self.env)
+        if self.secrets is not None:
+            env["STIGMER_SECRETS_ON_STDIN"] = "1"
         self.process = subprocess.Popen(
             [PY, "-m", "daemon"],
             cwd=REPO,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
+            env=env,
+            stdin=subprocess.DEVNULL if self.secrets is None else subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        if self.secrets is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps(self.secrets).encode())
+            self.process.stdin.close()
 
     def metadata(self) -> tuple[tuple[str, str]]:
         token = auth.read_token(self.paths.token_file)
@@ -116,12 +133,18 @@ class BenchDaemon:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(runners: int, runner_config: str = "") -> AsyncIterator[BenchDaemon]:
+async def running_daemon(
+    runners: int,
+    runner_config: str = "",
+    *,
+    config: str = "",
+    secrets: dict[str, str] | None = None,
+) -> AsyncIterator[BenchDaemon]:
     from protos import daemon_service_pb2, daemon_service_pb2_grpc
 
-    daemon = BenchDaemon(runners, runner_config)
-    daemon.spawn()
+    daemon = BenchDaemon(runners, runner_config, config, secrets)
     try:
+        daemon.spawn()
         deadline = time.monotonic() + 30
         while True:
             if time.monotonic() > deadline:

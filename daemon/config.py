@@ -58,6 +58,8 @@ class AgentDefaults:
     allow_rules: tuple[str, ...] = ()
     ask_rules: tuple[str, ...] = ()
     deny_rules: tuple[str, ...] = ()
+    # Most tokens the skills picked by domain may take together.
+    skill_token_budget: int = 8000
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "allow": _agent("allow_rules", _strings, 'a list of rules such as ["bash(git status:*)"]'),
         "ask": _agent("ask_rules", _strings, "a list of rules"),
         "deny": _agent("deny_rules", _strings, "a list of rules"),
+        "skill_token_budget": _agent("skill_token_budget", *_whole(0, 1_000_000)),
     },
 }
 

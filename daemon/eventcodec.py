@@ -128,6 +128,15 @@ def approval_resolved(
     return _new("approval_resolved", message, now)
 
 
+def skills_chosen(
+    names: list[str], reason: str, tokens: int, budget: int, left_out: list[str], now: float
+) -> NewEvent:
+    message = event_pb2.SkillsChosen(
+        names=names, reason=reason, tokens=tokens, budget=budget, left_out=left_out
+    )
+    return _new("skills_chosen", message, now)
+
+
 def from_proto(event: event_pb2.Event, now: float, runner_id: str, redactor: Redactor) -> NewEvent:
     """A runner's event as the store keeps it, redacted. Raises ValueError for an
     event with no payload."""

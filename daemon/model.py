@@ -73,6 +73,7 @@ class AgentSpec:
     ask_rules: tuple[str, ...] = ()
     deny_rules: tuple[str, ...] = ()
     constraints: AgentConstraints = field(default_factory=AgentConstraints)
+    skill_token_budget: int = 0
 
 
 @dataclass(frozen=True)

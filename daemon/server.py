@@ -18,14 +18,15 @@ from daemon import eventcodec
 from daemon.api.daemon_service import DaemonInfo, DaemonService
 from daemon.api.event_service import EventService
 from daemon.api.interceptor import AuthInterceptor
-from daemon.api.later import SkillService
 from daemon.api.runner_service import RunnerService
 from daemon.api.secret_service import SecretService
+from daemon.api.skill_service import SkillService
 from daemon.api.task_service import TaskService
 from daemon.api.worker_service import WorkerService
 from daemon.approvals import Approvals
 from daemon.audit import AuditTrail
 from daemon.bus import Bus
+from daemon.claims import Planner
 from daemon.config import Config
 from daemon.secrets import Secrets
 from daemon.store import Store
@@ -129,7 +130,13 @@ async def serve(
         secret_changed,
     )
     tasks = TaskManager(
-        store, bus, paths.workspaces_dir, clock, secrets.resolve, config.secret_wait_seconds
+        store,
+        bus,
+        paths.workspaces_dir,
+        clock,
+        secrets.resolve,
+        config.secret_wait_seconds,
+        Planner(paths.config_dir, clock),
     )
     audit = AuditTrail(store, clock)
     approvals = Approvals(tasks, audit, clock)
@@ -201,7 +208,9 @@ async def serve(
     runner_service_pb2_grpc.add_RunnerServiceServicer_to_server(RunnerService(supervisor), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(tasks), server)
     secret_service_pb2_grpc.add_SecretServiceServicer_to_server(SecretService(secrets), server)
-    skill_service_pb2_grpc.add_SkillServiceServicer_to_server(SkillService(), server)
+    skill_service_pb2_grpc.add_SkillServiceServicer_to_server(
+        SkillService(paths.config_dir), server
+    )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(_service_names(), server)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from daemon import bus as busmod
 from daemon import eventcodec, policy
 from daemon.bus import Bus
+from daemon.claims import Plan
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from daemon.model import Event, NewEvent, Task, TaskResult, TaskSpec, TaskState
 from daemon.store import Store
+from shared.skillformat import SkillDoc
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,17 @@ async def _no_secrets(names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return {}, list(names)
 
 
+def simple_plan(task: Task) -> Plan:
+    return Plan(task.spec.requires, task.spec.secrets)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    task: Task
+    env: dict[str, str]  # secret values the task's programs get
+    skills: tuple[SkillDoc, ...]
+
+
 class TaskManager:
     def __init__(
         self,
@@ -40,6 +54,7 @@ class TaskManager:
         clock: Callable[[], float],
         resolve_secrets: Resolver = _no_secrets,
         secret_wait_seconds: float = 300.0,
+        plan: Callable[[Task], Plan] = simple_plan,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -47,6 +62,7 @@ class TaskManager:
         self._clock = clock
         self._resolve = resolve_secrets
         self._secret_wait = secret_wait_seconds
+        self._plan = plan
 
     # -- clients -------------------------------------------------------------
 
@@ -149,22 +165,21 @@ class TaskManager:
 
     async def claim(
         self, runner_id: str, wait_seconds: float, wanted: Callable[[], bool]
-    ) -> tuple[Task, dict[str, str]] | None:
+    ) -> Claimed | None:
         """The oldest queued task, claimed for `runner_id` while `wanted()` holds, with
-        the values of the secrets it needs. A task whose secret is not set waits."""
+        what it needs (secret values, skills). A task whose secret is not set waits."""
         deadline = self._clock() + wait_seconds
         while wanted():
             listener = self._bus.listener(busmod.QUEUE)
             candidate = self._store.next_queued()
             if candidate is not None:
-                secrets: dict[str, str] = {}
-                if candidate.spec.requires:
-                    found, missing = await self._resolve(candidate.spec.requires)
+                plan = self._plan(candidate)
+                found: dict[str, str] = {}
+                if plan.requires:
+                    found, missing = await self._resolve(plan.requires)
                     if missing:
                         self._block(candidate, missing[0])
                         continue
-                    # Only what the task's programs asked for travels with the claim.
-                    secrets = {n: found[n] for n in candidate.spec.secrets}
                 if not wanted():
                     return None
                 now = self._clock()
@@ -173,9 +188,12 @@ class TaskManager:
                 )
                 if task is None:
                     continue  # another runner won it while the secrets were looked up
+                if plan.events:
+                    self._store.append(task.id, task.attempt, plan.events)
                 self._bus.notify(busmod.events_key(task.id))
                 self._bus.notify(busmod.ALL)
-                return task, secrets
+                # Only what the task's programs need travels with the claim.
+                return Claimed(task, {n: found[n] for n in plan.env}, plan.skills)
             remaining = deadline - self._clock()
             if remaining <= 0 or not await busmod.wait(listener, remaining):
                 return None

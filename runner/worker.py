@@ -119,6 +119,7 @@ class _Worker:
                 claim.env,
                 heartbeat_wait=heartbeat_wait,
                 on_drain=self._drain,
+                skills=claim.skills,
             )
         else:
             outcome = failed(f"this runner cannot run tasks of kind {kind or 'unset'}")

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ class Text:
 
     text: str
     chunks: tuple[str, ...] = ()
+    # When set, "{now}" in each delta is replaced by the wall-clock time (time.time(),
+    # in seconds) at which that delta is written, after the turn's delay.
+    stamp: bool = False
 
     def pieces(self) -> tuple[str, ...]:
         return self.chunks or ((self.text,) if self.text else ())
@@ -88,6 +93,12 @@ Turn = Reply | Fault
 
 def text(value: str, *chunks: str) -> Text:
     return Text(value, tuple(chunks))
+
+
+def stamped_text(*chunks: str) -> Text:
+    """A text block whose deltas carry their send time: "{now}" in a chunk becomes
+    time.time() as the delta is written (for latency measurements)."""
+    return Text("".join(chunks), tuple(chunks), stamp=True)
 
 
 def tool_use(name: str, tool_input: dict[str, Any], call_id: str = "") -> ToolUse:
@@ -149,10 +160,19 @@ class Request:
     path: str
     headers: dict[str, str]
     body: Any
+    # Wall-clock times (time.time()): the request line, headers and body read, and
+    # the answer's last byte written. `finished` stays 0.0 while the answer is going.
+    received: float = 0.0
+    finished: float = 0.0
 
     @property
     def api_key(self) -> str:
         return _key_of(self.headers)
+
+    @property
+    def answer_seconds(self) -> float:
+        """How long the fake spent answering (reading the body to the last byte written)."""
+        return self.finished - self.received if self.finished else 0.0
 
 
 def _key_of(headers: dict[str, str]) -> str:
@@ -211,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     # HTTP/1.0: each response ends by closing the connection, as a cut stream does.
     protocol_version = "HTTP/1.0"
+    # The request being answered (one per connection, as HTTP/1.0 closes it after).
+    _request: Request | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -225,10 +247,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _take(self, method: str) -> tuple[FakeAnthropic, Any]:
         fake = self.server.fake
+        received = time.time()
         body = self._read_body() if method == "POST" else None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake._record(Request(method, self.path, headers, body))
+        self._request = Request(method, self.path, headers, body, received)
+        fake._record(self._request)
         return fake, body
+
+    def _done(self) -> None:
+        # The answer ends at the connection's close (HTTP/1.0): end the writing side
+        # now, so `finished` is when the client can see the end.
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+        if self._request is not None:
+            self._request.finished = time.time()
 
     def _json(self, code: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> None:
         data = json.dumps(body).encode()
@@ -249,6 +282,18 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
+        try:
+            self._get()
+        finally:
+            self._done()
+
+    def do_POST(self) -> None:
+        try:
+            self._post()
+        finally:
+            self._done()
+
+    def _get(self) -> None:
         fake, _ = self._take("GET")
         if self._refuse_bad_key(fake):
             return
@@ -267,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         self._json(200, {"data": data, "has_more": False, "first_id": first, "last_id": last})
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         fake, body = self._take("POST")
         if self._refuse_bad_key(fake):
             return
@@ -308,10 +353,13 @@ class _Handler(BaseHTTPRequestHandler):
         delay = turn.delay if isinstance(turn, Reply) else 0.0
         input_tokens = turn.input_tokens if isinstance(turn, Reply) else 10
 
-        def send(event: str, data: dict[str, Any]) -> None:
+        def send(event: str, data: dict[str, Any], stamp: bool = False) -> None:
             if delay and event != "message_start" and fake._closing.wait(delay):
                 raise BrokenPipeError("fake server closing")
-            self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+            encoded = json.dumps(data)
+            if stamp:
+                encoded = encoded.replace("{now}", f"{time.time():.6f}")
+            self.wfile.write(f"event: {event}\ndata: {encoded}\n\n".encode())
             self.wfile.flush()
 
         send(
@@ -373,6 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "index": index,
                     "delta": {"type": "text_delta", "text": piece},
                 },
+                block.stamp,
             )
         if close:
             send("content_block_stop", {"type": "content_block_stop", "index": index})

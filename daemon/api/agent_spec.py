@@ -102,6 +102,7 @@ def from_proto(
         max_tokens=message.max_tokens or defaults.max_tokens,
         approval_timeout_seconds=message.approval_timeout_seconds
         or defaults.approval_timeout_seconds,
+        skill_token_budget=message.skill_token_budget or defaults.skill_token_budget,
         skills=tuple(message.skills),
         skill_domains=tuple(message.skill_domains),
         # Configured rules come first; a task adds its own.
@@ -148,4 +149,5 @@ def to_proto(spec: AgentSpec) -> task_pb2.AgentSpec:
         ),
         max_tokens=spec.max_tokens,
         approval_timeout_seconds=spec.approval_timeout_seconds,
+        skill_token_budget=spec.skill_token_budget,
     )

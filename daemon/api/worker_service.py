@@ -89,9 +89,19 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             if not self._supervisor.may_claim(runner_id):
                 raise Aborted(f"{runner_id} is stopping: it takes no new task")
             return worker_service_pb2.ClaimTaskResponse()
-        task, secrets = claimed
         return worker_service_pb2.ClaimTaskResponse(
-            task=convert.task_to_proto(task), attempt=task.attempt, env=secrets
+            task=convert.task_to_proto(claimed.task),
+            attempt=claimed.task.attempt,
+            env=claimed.env,
+            skills=[
+                worker_service_pb2.SkillRef(
+                    name=doc.name,
+                    description=doc.description,
+                    path=str(doc.folder),
+                    allowed_tools=doc.allowed_tools,
+                )
+                for doc in claimed.skills
+            ],
         )
 
     async def Heartbeat(

@@ -6,9 +6,9 @@ Only this light entry point is imported with the runner; the loop, and with it t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from protos import task_pb2
+from protos import task_pb2, worker_service_pb2
 from runner.client import AgentCalls
 from runner.command import Outcome, failed
 
@@ -21,6 +21,7 @@ async def run_agent(
     *,
     heartbeat_wait: float = 1.0,
     on_drain: Callable[[], None] = lambda: None,
+    skills: Sequence[worker_service_pb2.SkillRef] = (),
 ) -> Outcome | None:
     """Runs one attempt of an agent task (see runner.agent.loop.run_agent)."""
     try:
@@ -29,5 +30,11 @@ async def run_agent(
         # A broken install fails the task with its reason instead of the runner.
         return failed(f"the agent loop cannot be loaded: {exc}")
     return await loop.run_agent(
-        client, task, attempt, claim_env, heartbeat_wait=heartbeat_wait, on_drain=on_drain
+        client,
+        task,
+        attempt,
+        claim_env,
+        heartbeat_wait=heartbeat_wait,
+        on_drain=on_drain,
+        skills=skills,
     )

@@ -23,9 +23,10 @@ import anthropic
 from anthropic.types import MessageParam, ToolParam
 from grpc import aio
 
-from protos import event_pb2, task_pb2
+from protos import event_pb2, task_pb2, worker_service_pb2
 from runner.agent import errors, prices
 from runner.agent.prompt import CONTINUE, always_rule, approval_summary, cut, system_prompt
+from runner.agent.skills import OfferedSkills
 from runner.client import AgentCalls, describe
 from runner.command import Outcome
 from runner.errors import AttemptLost, DaemonUnavailable, Transient
@@ -113,6 +114,7 @@ async def run_agent(
     on_drain: Callable[[], None] = lambda: None,
     environ: Mapping[str, str] | None = None,
     max_retries: int | None = None,
+    skills: Sequence[worker_service_pb2.SkillRef] = (),
 ) -> Outcome | None:
     """Runs the agent to its end and says how it ended.
 
@@ -157,12 +159,24 @@ async def run_agent(
     api = anthropic.AsyncAnthropic(
         api_key=key, base_url=env.get("ANTHROPIC_BASE_URL") or None, max_retries=retries
     )
-    run = _Run(client, task, attempt, api, key, retries, rules, workspace)
+    run = _Run(client, task, attempt, api, key, retries, rules, workspace, OfferedSkills(skills))
     try:
         return await run.supervise(heartbeat_wait, on_drain)
     finally:
         await run.close()
         await api.close()
+
+
+def _valid_rules(rules: Sequence[str], task_id: str) -> list[str]:
+    valid = []
+    for rule in rules:
+        try:
+            parse_rules(allow=[rule])
+        except RuleError as exc:
+            log.warning("task %s: ignoring a skill's allowed-tools rule: %s", task_id, exc)
+            continue
+        valid.append(rule)
+    return valid
 
 
 def _max_retries(env: Mapping[str, str]) -> int:
@@ -202,6 +216,7 @@ class _Run:
         retries: int,
         rules: Rules,
         workspace: Workspace,
+        skills: OfferedSkills,
     ) -> None:
         loop = asyncio.get_running_loop()
         spec = task.spec.agent
@@ -218,9 +233,11 @@ class _Run:
         self._model = spec.model or DEFAULT_MODEL
         self._max_tokens = spec.max_tokens or DEFAULT_MAX_TOKENS
         self._price = prices.price_for(self._model)
-        self._pre_approved: list[str] = []
+        self._skills = skills
+        # A skill's allowed-tools pre-approve within the level; they never lift a deny.
+        self._pre_approved: list[str] = _valid_rules(skills.allowed_tools(), task.id)
         self._totals = _Totals()
-        self._system = system_prompt(str(workspace.given_root))
+        self._system = system_prompt(str(workspace.given_root)) + skills.prompt_section()
         self._stop: asyncio.Future[Stop] = loop.create_future()
         self._publisher = EventPublisher(
             functools.partial(client.publish, task.id, attempt),
@@ -572,7 +589,8 @@ class _Run:
         if call.name == "load_skill" and not result.is_error:
             name = tool_input.get("name")
             if isinstance(name, str):
-                self._publish(event_pb2.Event(skill_loaded=event_pb2.SkillLoaded(name=name)))
+                loaded = event_pb2.SkillLoaded(name=name, source=self._skills.folder(name))
+                self._publish(event_pb2.Event(skill_loaded=loaded))
         return {
             "type": "tool_result",
             "tool_use_id": call.id,
@@ -593,7 +611,7 @@ class _Run:
 
     async def _execute(self, tool: str, tool_input: dict[str, Any]) -> ToolResult:
         try:
-            return await run_tool(tool, tool_input, self._workspace)
+            return await run_tool(tool, tool_input, self._workspace, self._skills)
         except ToolError as exc:
             return ToolResult(str(exc), is_error=True)
         except Exception as exc:

@@ -62,8 +62,8 @@ async def test_claim_is_fifo_and_exclusive(manager: TaskManager) -> None:
     got_a = await manager.claim("runner-0", 0, lambda: True)
     got_b = await manager.claim("runner-1", 0, lambda: True)
     assert got_a is not None and got_b is not None
-    assert (got_a[0].id, got_b[0].id) == (a.id, b.id)
-    assert got_a[0].state is TaskState.CLAIMED and got_a[0].attempt == 1
+    assert (got_a.task.id, got_b.task.id) == (a.id, b.id)
+    assert got_a.task.state is TaskState.CLAIMED and got_a.task.attempt == 1
     assert await manager.claim("runner-0", 0, lambda: True) is None
 
 
@@ -72,7 +72,7 @@ async def test_claim_waits_for_a_new_task(manager: TaskManager) -> None:
     await asyncio.sleep(0)
     task = manager.create(spec("x"), "")
     claimed = await asyncio.wait_for(waiting, 5)
-    assert claimed is not None and claimed[0].id == task.id
+    assert claimed is not None and claimed.task.id == task.id
 
 
 async def test_published_events_are_numbered_and_resends_dropped(manager: TaskManager) -> None:
@@ -109,7 +109,7 @@ async def test_lost_runner_requeues_then_fails(manager: TaskManager) -> None:
     manager.runner_lost("runner-0", "was killed by signal 9 (SIGKILL)")
     assert manager.get(task.id).state is TaskState.QUEUED
     again = await manager.claim("runner-1", 0, lambda: True)
-    assert again is not None and again[0].attempt == 2
+    assert again is not None and again.task.attempt == 2
     manager.runner_lost("runner-1", "exited with code 1")
     final = manager.get(task.id)
     assert final.state is TaskState.FAILED
@@ -180,7 +180,7 @@ async def test_a_task_waits_for_its_secret_then_gets_it(tmp_path: Path) -> None:
     stored["GH_TOKEN"] = "token-value-123"
     manager.secret_changed("GH_TOKEN")
     claimed = await manager.claim("runner-0", 0, lambda: True)
-    assert claimed is not None and claimed[1] == {"GH_TOKEN": "token-value-123"}
+    assert claimed is not None and claimed.env == {"GH_TOKEN": "token-value-123"}
 
 
 async def test_a_task_whose_secret_never_comes_fails_naming_it(tmp_path: Path) -> None:

@@ -1,0 +1,48 @@
+"""What a claim needs besides the task: the secrets it must have, those its programs
+get, and for an agent the skills it is offered (with the event that says so)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon import eventcodec
+from daemon.model import NewEvent, Task
+from daemon.skills import Registry, choose
+from daemon.skills.sources import skill_sources
+from shared.skillformat import SkillDoc
+
+
+@dataclass(frozen=True)
+class Plan:
+    requires: tuple[str, ...]  # must all be set before the task may run
+    env: tuple[str, ...]  # secrets its programs (or tools) get
+    skills: tuple[SkillDoc, ...] = ()
+    events: tuple[NewEvent, ...] = ()
+
+
+class Planner:
+    def __init__(self, config_dir: Path, clock: Callable[[], float]) -> None:
+        self._config_dir = config_dir
+        self._clock = clock
+
+    def __call__(self, task: Task) -> Plan:
+        agent = task.spec.agent
+        if agent is None:
+            return Plan(task.spec.requires, task.spec.secrets)
+        # Scanned at each claim: skills are files a user edits between runs, and a
+        # workspace brings its own.
+        registry = Registry.scan(skill_sources(self._config_dir, task.spec.workspace_path))
+        tags = agent.skill_domains
+        choice = choose(registry, agent.skills, tags, tags, agent.skill_token_budget)
+        secrets = tuple(dict.fromkeys(s for doc in choice.skills for s in doc.secrets))
+        event = eventcodec.skills_chosen(
+            [doc.name for doc in choice.skills],
+            choice.reason,
+            choice.tokens,
+            choice.budget,
+            list(choice.left_out),
+            self._clock(),
+        )
+        return Plan((*task.spec.requires, *secrets), secrets, choice.skills, (event,))
