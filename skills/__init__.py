@@ -1,0 +1,1 @@
+"""Skills shipped with stigmer-local; see each folder's SKILL.md."""
