@@ -21,6 +21,7 @@ from protos import (
     event_service_pb2_grpc,
     runner_service_pb2_grpc,
     secret_service_pb2_grpc,
+    skill_service_pb2_grpc,
     task_service_pb2_grpc,
 )
 from shared.auth import bearer, read_token
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from protos.event_service_pb2_grpc import EventServiceAsyncStub
     from protos.runner_service_pb2_grpc import RunnerServiceAsyncStub
     from protos.secret_service_pb2_grpc import SecretServiceAsyncStub
+    from protos.skill_service_pb2_grpc import SkillServiceAsyncStub
     from protos.task_service_pb2_grpc import TaskServiceAsyncStub
 
 Req = TypeVar("Req")
@@ -88,6 +90,7 @@ class DaemonClient:
     runners: RunnerServiceAsyncStub
     events: EventServiceAsyncStub
     secrets: SecretServiceAsyncStub
+    skills: SkillServiceAsyncStub
 
     def __init__(self, paths: Paths | None = None) -> None:
         self.paths = paths if paths is not None else resolve()
@@ -119,6 +122,7 @@ class DaemonClient:
         self.runners = runner_service_pb2_grpc.RunnerServiceStub(channel)
         self.events = event_service_pb2_grpc.EventServiceStub(channel)
         self.secrets = secret_service_pb2_grpc.SecretServiceStub(channel)
+        self.skills = skill_service_pb2_grpc.SkillServiceStub(channel)
         self._health = health_pb2_grpc.HealthStub(channel)
 
     async def reconnect(self) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli import audit, daemon_cmd, local, runners, secrets, tasks, top
+from cli import audit, daemon_cmd, local, runners, secrets, skills, tasks, top
 from cli.errors import CliError, ExitCode
 from cli.run import run
 
@@ -30,6 +30,7 @@ app.add_typer(tasks.app, name="task")
 app.add_typer(runners.app, name="runner")
 app.add_typer(daemon_cmd.app, name="daemon")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(skills.app, name="skills")
 app.command(
     "run",
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -31,10 +31,11 @@ from runner.client import AgentCalls, describe
 from runner.command import Outcome
 from runner.errors import AttemptLost, DaemonUnavailable, Transient
 from runner.heartbeat import keep_alive
-from runner.launch import task_environment
+from runner.launch import ENV_SECRET_NAMES, task_environment
 from runner.policy import Level, RuleError, Rules, Verdict, decide, parse_rules
 from runner.publisher import EventPublisher
 from runner.tools import TOOL_SPECS, Constraints, ToolError, ToolResult, Workspace, run_tool
+from shared.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,13 @@ async def run_agent(
     api = anthropic.AsyncAnthropic(
         api_key=key, base_url=env.get("ANTHROPIC_BASE_URL") or None, max_retries=retries
     )
-    run = _Run(client, task, attempt, api, key, retries, rules, workspace, OfferedSkills(skills))
+    # Every value this runner holds as a secret: the provider key, the keys the daemon
+    # gave it, and the task's own (a skill's) secrets.
+    held = [env.get(name, "") for name in env.get(ENV_SECRET_NAMES, "").split(",")]
+    redactor = Redactor([key, *held, *claim_env.values()])
+    run = _Run(
+        client, task, attempt, api, key, retries, rules, workspace, OfferedSkills(skills), redactor
+    )
     try:
         return await run.supervise(heartbeat_wait, on_drain)
     finally:
@@ -217,6 +224,7 @@ class _Run:
         rules: Rules,
         workspace: Workspace,
         skills: OfferedSkills,
+        redactor: Redactor,
     ) -> None:
         loop = asyncio.get_running_loop()
         spec = task.spec.agent
@@ -234,6 +242,7 @@ class _Run:
         self._max_tokens = spec.max_tokens or DEFAULT_MAX_TOKENS
         self._price = prices.price_for(self._model)
         self._skills = skills
+        self._redactor = redactor
         # A skill's allowed-tools pre-approve within the level; they never lift a deny.
         self._pre_approved: list[str] = _valid_rules(skills.allowed_tools(), task.id)
         self._totals = _Totals()
@@ -568,7 +577,8 @@ class _Run:
         else:
             result = await self._execute(call.name, tool_input)
         duration = time.monotonic() - started
-        output = result.output or "(no output)"
+        # What a tool printed goes to the model provider: no secret may ride along.
+        output = self._redactor.text(result.output or "(no output)")
         event = event_pb2.ToolResult(
             call_id=call.id,
             is_error=result.is_error,
