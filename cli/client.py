@@ -24,7 +24,7 @@ from protos import (
     skill_service_pb2_grpc,
     task_service_pb2_grpc,
 )
-from shared.auth import bearer, read_token
+from shared.auth import bearer, read_token, sendable
 from shared.paths import Paths, resolve
 
 if TYPE_CHECKING:
@@ -143,6 +143,15 @@ class DaemonClient:
             raise CliError(
                 f"error: cannot read the daemon's token file {path}: {e.strerror or e}"
             ) from None
+        except UnicodeDecodeError:
+            token = ""
+        if token and not sendable(token):
+            token = ""
+        if token == "":
+            raise CliError(
+                f"error: the daemon's token file {path} is damaged (not a token);"
+                " restart the daemon with `stigmer local restart` to write a new one"
+            )
         if token is None:
             raise CliError(
                 f"error: the daemon's socket {self.paths.socket} exists but its token file "

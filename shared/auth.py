@@ -39,10 +39,19 @@ def read_token(path: Path) -> str | None:
         return None
 
 
+def sendable(token: str) -> bool:
+    """Only printable ASCII can travel in a gRPC header."""
+    return token.isascii() and token.isprintable()
+
+
 def load_or_create_token(path: Path) -> str:
-    """The daemon's client token, created 0600 on first start."""
-    existing = read_token(path)
-    if existing:
+    """The daemon's client token, created 0600 on first start (and anew when the
+    file was damaged: a token nobody can send would lock every client out)."""
+    try:
+        existing = read_token(path)
+    except UnicodeDecodeError:
+        existing = None
+    if existing and sendable(existing):
         return existing
     path.parent.mkdir(parents=True, exist_ok=True)
     token = new_token()

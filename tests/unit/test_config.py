@@ -60,3 +60,14 @@ def test_secrets_keys() -> None:
     assert Config().required_secrets == ("ANTHROPIC_API_KEY",)
     config = parse("[secrets]\nrequired = []\nwait_seconds = 5\n")
     assert config.required_secrets == () and config.secret_wait_seconds == 5.0
+
+
+def test_a_damaged_token_file_is_replaced(tmp_path: Path) -> None:
+    from shared.auth import load_or_create_token, sendable
+
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"\xff\xfe not a token \x80")
+    fresh = load_or_create_token(token_file)
+    assert sendable(fresh) and len(fresh) > 20
+    assert load_or_create_token(token_file) == fresh
+    assert token_file.stat().st_mode & 0o777 == 0o600
