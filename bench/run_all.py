@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench import agent, claim_latency, cli_list, log_events, startup, supervision
+from bench import agent, claim_latency, cli_list, fanout, log_events, startup, supervision
 
 
 def main() -> None:
-    for module in (startup, cli_list, claim_latency, log_events, supervision, agent):
+    for module in (startup, cli_list, claim_latency, log_events, fanout, supervision, agent):
         module.main()
 
 
