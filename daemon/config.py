@@ -63,6 +63,24 @@ class AgentDefaults:
 
 
 @dataclass(frozen=True)
+class EventPolicy:
+    """[events]: how long events are kept, and how far a watcher may fall behind."""
+
+    # Events of ended tasks older than this are dropped (each task keeps its last,
+    # finished event; its state and result live in the tasks table anyway).
+    max_age_days: float = 30.0
+    # An ended task keeps at most this many of its newest events.
+    max_per_task: int = 100_000
+    # All events together; the oldest droppable ones go first.
+    max_events: int = 1_000_000
+    # Compaction runs at start and then this often.
+    compact_interval_minutes: float = 10.0
+    # A WatchTask or Subscribe stream that falls this many events behind the newest is
+    # closed with RESOURCE_EXHAUSTED; it resumes from its cursor without loss.
+    max_watcher_lag: int = 50_000
+
+
+@dataclass(frozen=True)
 class Config:
     # "" turns TCP off; the unix socket is always on.
     tcp_address: str = "127.0.0.1:50051"
@@ -80,6 +98,7 @@ class Config:
     agent: AgentDefaults = field(default_factory=AgentDefaults)
     # Fresh task folders are removed this long after their task ended.
     workspace_retention_hours: float = 24.0
+    events: EventPolicy = field(default_factory=EventPolicy)
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class _Key:
     # Keys of the runner policy live in Config.policy, of agents in Config.agent.
     in_policy: bool = False
     in_agent: bool = False
+    in_events: bool = False
 
 
 def _number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[object], object]:
@@ -171,6 +191,10 @@ def _agent(attr: str, convert: Callable[[object], object], allowed: str) -> _Key
     return _Key(attr, convert, allowed, in_agent=True)
 
 
+def _events(attr: str, rule: tuple[Callable[[object], object], str]) -> _Key:
+    return _Key(attr, rule[0], rule[1], in_events=True)
+
+
 def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool = False) -> _Key:
     return _Key(attr, rule[0], rule[1], policy)
 
@@ -230,6 +254,19 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "deny": _agent("deny_rules", _strings, "a list of rules"),
         "skill_token_budget": _agent("skill_token_budget", *_whole(0, 1_000_000)),
     },
+    "events": {
+        "max_age_days": _events(
+            "max_age_days",
+            (_number(float, 0, 36500, lo_open=True), "days, more than 0 and at most 36500"),
+        ),
+        "max_per_task": _events("max_per_task", _whole(1, 1_000_000_000)),
+        "max_events": _events("max_events", _whole(1, 1_000_000_000)),
+        "compact_interval_minutes": _events(
+            "compact_interval_minutes",
+            (_number(float, 0, 10080, lo_open=True), "minutes, more than 0 and at most 10080"),
+        ),
+        "max_watcher_lag": _events("max_watcher_lag", _whole(1, 1_000_000_000)),
+    },
 }
 
 
@@ -241,6 +278,7 @@ def parse(text: str, source: str = "config.toml") -> Config:
     top: dict[str, object] = {}
     policy: dict[str, object] = {}
     agent: dict[str, object] = {}
+    events: dict[str, object] = {}
     for section, body in data.items():
         keys = _SCHEMA.get(section)
         if keys is None:
@@ -259,13 +297,22 @@ def parse(text: str, source: str = "config.toml") -> Config:
                 raise ConfigError(
                     f"{source}: {section}.{name} = {raw!r} is not allowed; use {key.allowed}"
                 ) from None
-            target = policy if key.in_policy else agent if key.in_agent else top
+            target = (
+                policy
+                if key.in_policy
+                else agent
+                if key.in_agent
+                else events
+                if key.in_events
+                else top
+            )
             target[key.attr] = value
     config = Config(**top)  # type: ignore[arg-type]
     return replace(
         config,
         policy=replace(config.policy, **policy),  # type: ignore[arg-type]
         agent=replace(config.agent, **agent),  # type: ignore[arg-type]
+        events=replace(config.events, **events),  # type: ignore[arg-type]
     )
 
 

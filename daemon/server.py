@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from daemon import eventcodec
+from daemon import eventcodec, retention
 from daemon.api.daemon_service import DaemonInfo, DaemonService
 from daemon.api.event_service import EventService
 from daemon.api.interceptor import AuthInterceptor
@@ -137,6 +137,7 @@ async def serve(
         secrets.resolve,
         config.secret_wait_seconds,
         Planner(paths.config_dir, clock),
+        max_watcher_lag=config.events.max_watcher_lag,
     )
     audit = AuditTrail(store, clock)
     approvals = Approvals(tasks, audit, clock)
@@ -237,6 +238,8 @@ async def serve(
         paths.workspaces_dir, store.ended_before, config.workspace_retention_hours * 3600, clock
     )
     housekeeping = asyncio.create_task(_housekeeping(tasks, workspaces))
+    # Compacts at start, then every [events] compact_interval_minutes.
+    compaction = asyncio.create_task(retention.run(store, config.events, clock))
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "serving on %s%s (pid file %s)",
@@ -248,6 +251,9 @@ async def serve(
     await shutdown.wait()
     log.info("shutting down")
     housekeeping.cancel()
+    compaction.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await compaction
     await health_servicer.enter_graceful_shutdown()
     await supervisor.shutdown()
     await server.stop(grace=1.0)

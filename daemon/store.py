@@ -7,11 +7,12 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from daemon.model import (
+    TERMINAL_STATES,
     AgentConstraints,
     AgentLimits,
     AgentSpec,
@@ -51,7 +52,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0,
-    turns INTEGER NOT NULL DEFAULT 0
+    turns INTEGER NOT NULL DEFAULT 0,
+    -- lowest seq of the task still stored: compaction drops the ones below it
+    first_seq INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, pos);
 CREATE TABLE IF NOT EXISTS events (
@@ -81,9 +84,31 @@ CREATE TABLE IF NOT EXISTS audit (
     time REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_task ON audit(task_id, pos);
+-- compacted_through: the highest cursor compaction dropped (0: none yet)
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
 
 _ACTIVE = (TaskState.CLAIMED.value, TaskState.RUNNING.value)
+_TERMINAL = tuple(sorted(s.value for s in TERMINAL_STATES))
+_TERMINAL_SQL = ",".join(f"'{s}'" for s in _TERMINAL)
+# A stored event compaction may drop: a runner or daemon event, or an event of a task
+# that has ended, other than its last one (the finished event).
+_DROPPABLE = (
+    "(events.task_id = '' OR (events.kind != 'finished' AND EXISTS (SELECT 1 FROM tasks t"
+    f" WHERE t.id = events.task_id AND t.state IN ({_TERMINAL_SQL})"
+    " AND events.seq < t.last_seq)))"
+)
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction step dropped."""
+
+    events: int
+    tasks: int
 
 
 def _spec_to_json(spec: TaskSpec) -> str:
@@ -181,6 +206,7 @@ class Store:
             ("output_tokens", "output_tokens INTEGER NOT NULL DEFAULT 0"),
             ("cost_usd", "cost_usd REAL NOT NULL DEFAULT 0"),
             ("turns", "turns INTEGER NOT NULL DEFAULT 0"),
+            ("first_seq", "first_seq INTEGER NOT NULL DEFAULT 1"),
         ):
             if column not in have:
                 self._db.execute(f"ALTER TABLE tasks ADD COLUMN {ddl}")
@@ -503,8 +529,9 @@ class Store:
             return self._append(db, task_id, attempt, events)
 
     def last_cursor(self) -> int:
-        row = self._db.execute("SELECT MAX(cursor) FROM events").fetchone()
-        return int(row[0] or 0)
+        """The highest cursor handed out (that event may have been compacted since)."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row[0]) if row else 0
 
     def events_after_cursor(self, cursor: int, limit: int) -> list[Event]:
         rows = self._db.execute(
@@ -518,3 +545,97 @@ class Store:
             (task_id, after_seq, limit),
         ).fetchall()
         return [_event(r) for r in rows]
+
+    # -- retention -----------------------------------------------------------
+
+    def seq_bounds(self, task_id: str) -> tuple[int, int] | None:
+        """The lowest and highest seq of the task still stored (first > last: none)."""
+        row = self._db.execute(
+            "SELECT first_seq, last_seq FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def compacted_through(self) -> int:
+        """The highest cursor compaction dropped: a Subscribe after a lower cursor would
+        miss events."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'compacted_through'").fetchone()
+        return int(row[0]) if row else 0
+
+    def event_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def compact(
+        self, before_time: float, max_per_task: int, max_events: int, limit: int
+    ) -> Compaction:
+        """Drops at most `limit` events, oldest first: those stored before `before_time`,
+        those past the newest `max_per_task` of a task, and the oldest beyond
+        `max_events` in all. Events of tasks that have not ended, and the last (finished)
+        event of each task, are never dropped: a task keeps a contiguous tail of its
+        events, from `first_seq` to `last_seq`. Call again until it drops nothing."""
+        with self._tx() as db:
+            victims = self._per_task_victims(db, max_per_task, limit)
+            if not victims:
+                victims = self._oldest_victims(db, before_time, max_events, limit)
+            if not victims:
+                return Compaction(0, 0)
+            marks = ",".join("?" * len(victims))
+            db.execute(f"DELETE FROM events WHERE cursor IN ({marks})", [v[0] for v in victims])
+            dropped = {task_id for _, task_id, _ in victims if task_id}
+            db.executemany(
+                "UPDATE tasks SET first_seq = COALESCE((SELECT MIN(seq) FROM events"
+                " WHERE task_id = tasks.id AND task_id != ''), last_seq + 1) WHERE id = ?",
+                [(task_id,) for task_id in dropped],
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('compacted_through', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+                (max(v[0] for v in victims),),
+            )
+            return Compaction(len(victims), len(dropped))
+
+    def _per_task_victims(
+        self, db: sqlite3.Connection, max_per_task: int, limit: int
+    ) -> list[tuple[int, str, int]]:
+        victims: list[tuple[int, str, int]] = []
+        rows = db.execute(
+            f"SELECT id, first_seq, last_seq FROM tasks WHERE state IN ({_TERMINAL_SQL})"
+            " AND last_seq - first_seq + 1 > ?",
+            (max(max_per_task, 1),),
+        ).fetchall()
+        for row in rows:
+            keep_from = row["last_seq"] - max(max_per_task, 1) + 1
+            victims += [
+                (r[0], row["id"], r[1])
+                for r in db.execute(
+                    "SELECT cursor, seq FROM events WHERE task_id = ? AND task_id != ''"
+                    " AND seq < ? AND kind != 'finished' ORDER BY seq LIMIT ?",
+                    (row["id"], keep_from, limit - len(victims)),
+                )
+            ]
+            if len(victims) >= limit:
+                break
+        return victims
+
+    def _oldest_victims(
+        self, db: sqlite3.Connection, before_time: float, max_events: int, limit: int
+    ) -> list[tuple[int, str, int]]:
+        # Cursors grow with time: everything droppable below the first young event goes.
+        young = db.execute(
+            "SELECT cursor FROM events WHERE time >= ? ORDER BY cursor LIMIT 1", (before_time,)
+        ).fetchone()
+        bound = int(young[0]) if young else self.last_cursor() + 1
+        excess = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0]) - max_events
+        if excess > 0:
+            nth = db.execute(
+                f"SELECT cursor FROM events WHERE {_DROPPABLE} ORDER BY cursor LIMIT 1 OFFSET ?",
+                (excess - 1,),
+            ).fetchone()
+            if nth is None:  # fewer droppable than the excess: drop them all
+                nth = (self.last_cursor(),)
+            bound = max(bound, int(nth[0]) + 1)
+        rows = db.execute(
+            f"SELECT cursor, task_id, seq FROM events WHERE cursor < ? AND {_DROPPABLE}"
+            " ORDER BY cursor LIMIT ?",
+            (bound, limit),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), int(r[2])) for r in rows]

@@ -12,7 +12,14 @@ from daemon import bus as busmod
 from daemon import eventcodec, policy
 from daemon.bus import Bus
 from daemon.claims import Plan
-from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from daemon.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+)
 from daemon.model import Event, NewEvent, Task, TaskResult, TaskSpec, TaskState
 from daemon.store import Store
 from shared.skillformat import SkillDoc
@@ -20,6 +27,18 @@ from shared.skillformat import SkillDoc
 log = logging.getLogger(__name__)
 
 WATCH_BATCH = 1000
+# A batch stays well under the 4 MiB message limit (log events carry up to 64 KiB).
+WATCH_BATCH_BYTES = 1 << 20
+
+
+def _capped(events: list[Event]) -> list[Event]:
+    """The leading events of `events` that fit in one response (at least one)."""
+    size = 0
+    for i, event in enumerate(events):
+        size += len(event.payload) + 64
+        if i and size > WATCH_BATCH_BYTES:
+            return events[:i]
+    return events
 
 
 def new_task_id() -> str:
@@ -55,6 +74,7 @@ class TaskManager:
         resolve_secrets: Resolver = _no_secrets,
         secret_wait_seconds: float = 300.0,
         plan: Callable[[Task], Plan] = simple_plan,
+        max_watcher_lag: int = 0,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -63,6 +83,8 @@ class TaskManager:
         self._resolve = resolve_secrets
         self._secret_wait = secret_wait_seconds
         self._plan = plan
+        # A watcher this many events behind the newest is closed (0: never).
+        self._max_lag = max_watcher_lag
 
     # -- clients -------------------------------------------------------------
 
@@ -73,7 +95,9 @@ class TaskManager:
                 if existing.spec != spec:
                     raise AlreadyExists(
                         f"request_id {request_id!r} was already used for task {existing.id}"
-                        " with a different spec; use a new request_id for a new task"
+                        " with a different spec; use a new request_id for a new task",
+                        reason="REQUEST_ID_REUSED",
+                        metadata={"request_id": request_id, "task_id": existing.id},
                     )
                 return existing
         task_id = new_task_id()
@@ -89,7 +113,11 @@ class TaskManager:
     def get(self, task_id: str) -> Task:
         task = self._store.get_task(task_id)
         if task is None:
-            raise NotFound(f"no task with id {task_id!r}; `stigmer task list` shows the tasks")
+            raise NotFound(
+                f"no task with id {task_id!r}; `stigmer task list` shows the tasks",
+                reason="TASK_NOT_FOUND",
+                metadata={"task_id": task_id},
+            )
         return task
 
     def list_tasks(
@@ -112,12 +140,37 @@ class TaskManager:
         return self.get(task_id)
 
     async def watch(self, task_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
-        """Stored events after `after_seq`, then live ones, until the finished event."""
+        """Stored events after `after_seq`, then live ones, until the finished event.
+
+        Each watcher reads the store at its own pace, so a slow one holds up nobody.
+        OUT_OF_RANGE (CURSOR_TOO_OLD) when events after `after_seq` were compacted away;
+        RESOURCE_EXHAUSTED (WATCHER_TOO_SLOW) when the watcher falls more than
+        max_watcher_lag events further behind than it ever was."""
         self.get(task_id)
         cursor = after_seq
+        best: int | None = None
         while True:
             listener = self._bus.listener(busmod.events_key(task_id))
-            events = self._store.events_after(task_id, cursor, WATCH_BATCH)
+            first, last = self._store.seq_bounds(task_id) or (1, 0)
+            if cursor < first - 1:
+                raise OutOfRange(
+                    f"events of task {task_id} up to seq {first - 1} were dropped by retention"
+                    f" ([events] in config.toml): GetTask shows its state and result; watch"
+                    f" again with after_seq {first - 1} for the events still kept",
+                    reason="CURSOR_TOO_OLD",
+                    metadata={"task_id": task_id, "after_seq": cursor, "first_seq": first},
+                )
+            lag = last - cursor
+            best = lag if best is None else min(best, lag)
+            if self._max_lag and lag - best > self._max_lag:
+                raise ResourceExhausted(
+                    f"this watcher fell {lag} events behind task {task_id} (more than [events]"
+                    f" max_watcher_lag = {self._max_lag}): watch again with after_seq {cursor}"
+                    " to resume without loss",
+                    reason="WATCHER_TOO_SLOW",
+                    metadata={"task_id": task_id, "after_seq": cursor, "last_seq": last},
+                )
+            events = _capped(self._store.events_after(task_id, cursor, WATCH_BATCH))
             if events:
                 yield events
                 cursor = events[-1].seq
@@ -143,15 +196,45 @@ class TaskManager:
         return self._store.last_cursor()
 
     async def subscribe(
-        self, after_cursor: int, accept: Callable[[Event], bool], quiet_seconds: float
+        self,
+        after_cursor: int,
+        accept: Callable[[Event], bool],
+        quiet_seconds: float,
+        from_kept: bool = False,
     ) -> AsyncIterator[tuple[list[Event], int]]:
         """Accepted events of everything after `after_cursor`, then live ones, with the
-        cursor they reach; an empty batch after a quiet spell."""
+        cursor they reach; an empty batch after a quiet spell.
+
+        OUT_OF_RANGE (CURSOR_TOO_OLD) when events after the cursor were compacted away
+        (`from_kept`: what was dropped before the call is fine, the stream starts with
+        what is kept); RESOURCE_EXHAUSTED (WATCHER_TOO_SLOW) as for watch()."""
         cursor = after_cursor
+        floor = self._store.compacted_through() if from_kept else 0
+        best: int | None = None
         last_sent = self._clock()
         while True:
             listener = self._bus.listener(busmod.ALL)
-            events = self._store.events_after_cursor(cursor, WATCH_BATCH)
+            oldest = self._store.compacted_through()
+            if cursor < oldest and oldest > floor:
+                raise OutOfRange(
+                    f"events up to cursor {oldest} were dropped by retention ([events] in"
+                    " config.toml): read the current state (ListTasks, GetTask, ListRunners),"
+                    f" then subscribe again with after_cursor {oldest}",
+                    reason="CURSOR_TOO_OLD",
+                    metadata={"after_cursor": cursor, "oldest_cursor": oldest},
+                )
+            newest = self._store.last_cursor()
+            lag = newest - cursor
+            best = lag if best is None else min(best, lag)
+            if self._max_lag and lag - best > self._max_lag:
+                raise ResourceExhausted(
+                    f"this subscriber fell {lag} events behind (more than [events]"
+                    f" max_watcher_lag = {self._max_lag}): subscribe again with after_cursor"
+                    f" {cursor} to resume without loss",
+                    reason="WATCHER_TOO_SLOW",
+                    metadata={"after_cursor": cursor, "last_cursor": newest},
+                )
+            events = _capped(self._store.events_after_cursor(cursor, WATCH_BATCH))
             if events:
                 cursor = events[-1].cursor
                 accepted = [e for e in events if accept(e)]
@@ -244,7 +327,9 @@ class TaskManager:
         if task.runner_id != runner_id or task.attempt != attempt or not task.state.active:
             raise FailedPrecondition(
                 f"task {task_id} attempt {attempt} is not held by {runner_id}"
-                f" (state {task.state.value}, attempt {task.attempt}, runner {task.runner_id!r})"
+                f" (state {task.state.value}, attempt {task.attempt}, runner {task.runner_id!r})",
+                reason="ATTEMPT_NOT_HELD",
+                metadata={"task_id": task_id, "attempt": attempt, "state": task.state.value},
             )
         return task
 

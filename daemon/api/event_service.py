@@ -42,12 +42,12 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             )
 
         start = request.after_cursor
+        from_kept = not start and request.from_start
         if not start and not request.from_start:
             start = self._tasks.last_cursor()
-        start = request.after_cursor
-        if not start and not request.from_start:
-            start = self._tasks.last_cursor()
-        async for events, cursor in self._tasks.subscribe(start, accept, QUIET_SECONDS):
+        async for events, cursor in self._tasks.subscribe(
+            start, accept, QUIET_SECONDS, from_kept=from_kept
+        ):
             if events:
                 protos = [eventcodec.to_proto(e) for e in events]
             else:

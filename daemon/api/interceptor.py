@@ -1,14 +1,23 @@
 """One interceptor for every call: checks the bearer token, and maps the core's
-errors to gRPC status codes (never INTERNAL for something a caller sent)."""
+errors to gRPC status codes (never INTERNAL for something a caller sent).
+
+Every status the daemon itself sends carries a google.rpc.Status in the
+`grpc-status-details-bin` trailer with one google.rpc.ErrorInfo (reason, domain
+"stigmer.local", metadata), so a client branches on the reason, not the text. The one
+exception is gRPC's own refusal of an oversized message (RESOURCE_EXHAUSTED before any
+handler runs): the library answers it and it carries no details."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from daemon import errors
 from shared import auth
@@ -42,14 +51,48 @@ def status_of(error: errors.DaemonError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
+def rich_status(
+    code: grpc.StatusCode, message: str, reason: str, metadata: Mapping[str, str] | None = None
+) -> grpc.Status:
+    """A status whose details hold an ErrorInfo with `reason` in the stigmer.local domain."""
+    info = error_details_pb2.ErrorInfo(
+        reason=reason, domain=errors.DOMAIN, metadata=dict(metadata or {})
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+async def abort(
+    context: grpc.aio.ServicerContext[Any, Any],
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Ends the call with `code`, `message` and an ErrorInfo; always raises."""
+    # grpc-stubs lacks it; grpc.aio has had it since 1.32.
+    await context.abort_with_status(rich_status(code, message, reason, metadata))  # type: ignore[attr-defined]
+
+
 async def _abort_for(
     context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, redactor: Redactor
 ) -> None:
     if isinstance(exc, errors.DaemonError):
-        # Messages quote what the caller sent, which may hold a secret.
-        await context.abort(status_of(exc), redactor.text(str(exc)))
+        # Messages (and ids in metadata) quote what the caller sent, which may hold a secret.
+        await abort(
+            context,
+            status_of(exc),
+            redactor.text(str(exc)),
+            exc.reason,
+            {k: redactor.text(v) for k, v in exc.metadata.items()},
+        )
     log.exception("unexpected error", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error in the daemon; see its log")
+    await abort(
+        context, grpc.StatusCode.INTERNAL, "internal error in the daemon; see its log", "INTERNAL"
+    )
 
 
 def _guard_unary(
@@ -81,14 +124,22 @@ def _guard_stream(
     return guarded
 
 
-def _refuse(handler: Handler, code: grpc.StatusCode, message: str) -> Any:
+Refusal = tuple[grpc.StatusCode, str, str]
+
+
+def _refuse(handler: Handler | None, refusal: Refusal, metadata: Mapping[str, str]) -> Any:
+    code, message, reason = refusal
+
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await abort(context, code, message, reason, metadata)
 
     async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(code, message)
+        await abort(context, code, message, reason, metadata)
         yield  # pragma: no cover - makes this an async generator
 
+    if handler is None:
+        # An unknown method: raw bytes in, a status out, whatever its shape was meant to be.
+        return grpc.unary_unary_rpc_method_handler(unary)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
@@ -111,7 +162,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._runner_for_token = runner_for_token
         self._redactor = redactor
 
-    def _check(self, method: str, token: str | None) -> tuple[grpc.StatusCode, str] | None:
+    def _check(self, method: str, token: str | None) -> Refusal | None:
         if method.startswith(OPEN_PREFIXES):
             return None
         if not token:
@@ -119,6 +170,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing token: send 'authorization: Bearer <token>' with the token from the"
                 " daemon's token file",
+                "TOKEN_MISSING",
             )
         is_client = hmac.compare_digest(token, self._client_token)
         is_runner = not is_client and self._runner_for_token(token) is not None
@@ -126,13 +178,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return (
                 grpc.StatusCode.UNAUTHENTICATED,
                 "wrong token: read it again from the daemon's token file",
+                "TOKEN_INVALID",
             )
         if method.startswith(WORKER_PREFIX) and not is_runner:
-            return (grpc.StatusCode.PERMISSION_DENIED, "WorkerService is for runners only")
+            return (
+                grpc.StatusCode.PERMISSION_DENIED,
+                "WorkerService is for runners only",
+                "CLIENT_TOKEN_ON_WORKER_API",
+            )
         if is_runner and not method.startswith(WORKER_PREFIX):
             return (
                 grpc.StatusCode.PERMISSION_DENIED,
                 "a runner token is valid on WorkerService only",
+                "RUNNER_TOKEN_ON_CLIENT_API",
             )
         return None
 
@@ -142,13 +200,21 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method = handler_call_details.method
+        if handler is None:
+            return _refuse(
+                None,
+                (
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"no method {method}: see the .proto files or server reflection",
+                    "UNIMPLEMENTED",
+                ),
+                {"method": method},
+            )
         token = auth.token_from_metadata(handler_call_details.invocation_metadata)
         refusal = self._check(method, token)
         if refusal is not None:
-            return _refuse(handler, *refusal)
+            return _refuse(handler, refusal, {"method": method})
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _guard_unary(handler.unary_unary, self._redactor),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
-from daemon.errors import OutOfRange
+from daemon.errors import NotFound, OutOfRange, reason_for
 from daemon.runlog import OffsetGone
 from daemon.supervision.supervisor import Runner, Supervisor
 from protos import runner_pb2, runner_service_pb2, runner_service_pb2_grpc
@@ -48,19 +49,22 @@ class RunnerService(runner_service_pb2_grpc.RunnerServiceServicer):
     async def StartRunner(
         self, request: runner_service_pb2.RunnerRequest, context: Context
     ) -> runner_service_pb2.RunnerActionResponse:
-        runners = await self._supervisor.start(request.runner_id, request.all)
+        with _runner_reason(request.runner_id):
+            runners = await self._supervisor.start(request.runner_id, request.all)
         return runner_service_pb2.RunnerActionResponse(runners=self._protos(runners))
 
     async def StopRunner(
         self, request: runner_service_pb2.RunnerRequest, context: Context
     ) -> runner_service_pb2.RunnerActionResponse:
-        runners = await self._supervisor.stop(request.runner_id, request.all, request.drain)
+        with _runner_reason(request.runner_id):
+            runners = await self._supervisor.stop(request.runner_id, request.all, request.drain)
         return runner_service_pb2.RunnerActionResponse(runners=self._protos(runners))
 
     async def RestartRunner(
         self, request: runner_service_pb2.RunnerRequest, context: Context
     ) -> runner_service_pb2.RunnerActionResponse:
-        runners = await self._supervisor.restart(request.runner_id, request.all, request.drain)
+        with _runner_reason(request.runner_id):
+            runners = await self._supervisor.restart(request.runner_id, request.all, request.drain)
         return runner_service_pb2.RunnerActionResponse(runners=self._protos(runners))
 
     async def ScaleRunners(
@@ -72,7 +76,8 @@ class RunnerService(runner_service_pb2_grpc.RunnerServiceServicer):
     async def TailRunnerLog(
         self, request: runner_service_pb2.TailRunnerLogRequest, context: Context
     ) -> AsyncIterator[runner_service_pb2.LogChunk]:
-        log = self._supervisor.get(request.runner_id).log
+        with _runner_reason(request.runner_id):
+            log = self._supervisor.get(request.runner_id).log
         try:
             if request.follow:
                 async for offset, data in log.follow(request.offset):
@@ -86,6 +91,23 @@ class RunnerService(runner_service_pb2_grpc.RunnerServiceServicer):
                 yield runner_service_pb2.LogChunk(offset=at, data=data)
                 offset = at + len(data)
         except OffsetGone as exc:
-            raise OutOfRange(str(exc)) from None
+            raise OutOfRange(
+                f"{exc}; resume from offset {exc.start}",
+                reason="LOG_OFFSET_GONE",
+                metadata={
+                    "runner_id": request.runner_id,
+                    "offset": exc.offset,
+                    "first_offset": exc.start,
+                    "end_offset": exc.end,
+                },
+            ) from None
         except ValueError as exc:
-            raise OutOfRange(f"offset {request.offset}: {exc}") from None
+            raise OutOfRange(
+                f"offset {request.offset}: {exc}",
+                reason="LOG_OFFSET_PAST_END",
+                metadata={"runner_id": request.runner_id, "offset": request.offset},
+            ) from None
+
+
+def _runner_reason(runner_id: str) -> AbstractContextManager[None]:
+    return reason_for(NotFound, "RUNNER_NOT_FOUND", runner_id=runner_id)

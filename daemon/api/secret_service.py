@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.errors import FailedPrecondition, NotFound, reason_for
 from daemon.secrets import SecretInfo, Secrets
 from protos import secret_service_pb2, secret_service_pb2_grpc
 from shared.secretstore import Source
@@ -42,11 +43,16 @@ class SecretService(secret_service_pb2_grpc.SecretServiceServicer):
     async def SetSecret(
         self, request: secret_service_pb2.SetSecretRequest, context: Context
     ) -> secret_service_pb2.SecretInfo:
-        info = await self._secrets.put(request.name, request.value, request.insecure_storage)
+        with reason_for(FailedPrecondition, "KEYRING_UNAVAILABLE", name=request.name):
+            info = await self._secrets.put(request.name, request.value, request.insecure_storage)
         return info_to_proto(info)
 
     async def DeleteSecret(
         self, request: secret_service_pb2.DeleteSecretRequest, context: Context
     ) -> secret_service_pb2.DeleteSecretResponse:
-        await self._secrets.delete(request.name)
+        with (
+            reason_for(FailedPrecondition, "KEYRING_UNAVAILABLE", name=request.name),
+            reason_for(NotFound, "SECRET_NOT_FOUND", name=request.name),
+        ):
+            await self._secrets.delete(request.name)
         return secret_service_pb2.DeleteSecretResponse()

@@ -57,6 +57,10 @@ class SkillService(skill_service_pb2_grpc.SkillServiceServicer):
         entry = registry.get(request.name)
         if entry is None:
             known = ", ".join(e.name for e in registry.entries()) or "none"
-            raise NotFound(f"no skill {request.name!r}; skills: {known}")
+            raise NotFound(
+                f"no skill {request.name!r}; skills: {known}",
+                reason="SKILL_NOT_FOUND",
+                metadata={"name": request.name},
+            )
         body = load_body(entry.folder) if entry.doc is not None else ""
         return entry_to_proto(entry, body)

@@ -10,7 +10,7 @@ from daemon.api import convert
 from daemon.approvals import Approvals
 from daemon.audit import AuditTrail
 from daemon.config import Config
-from daemon.errors import InvalidArgument
+from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, reason_for
 from daemon.tasks import TaskManager
 from protos import event_pb2, task_pb2, task_service_pb2, task_service_pb2_grpc
 from shared.redact import Redactor
@@ -82,14 +82,19 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
     ) -> task_service_pb2.ApproveActionResponse:
         _check_text_field("answered_by", request.answered_by, 200)
         _check_text_field("reason", request.reason, 4000)
-        resolution = self._approvals.answer(
-            request.task_id,
-            request.approval_id,
-            request.approve,
-            request.reason,
-            request.answered_by,
-            request.always,
-        )
+        ids = {"task_id": request.task_id, "approval_id": request.approval_id}
+        with (
+            reason_for(NotFound, "APPROVAL_NOT_FOUND", **ids),
+            reason_for(FailedPrecondition, "APPROVAL_ALREADY_ANSWERED", **ids),
+        ):
+            resolution = self._approvals.answer(
+                request.task_id,
+                request.approval_id,
+                request.approve,
+                request.reason,
+                request.answered_by,
+                request.always,
+            )
         return task_service_pb2.ApproveActionResponse(
             resolution=event_pb2.ApprovalResolved(
                 approval_id=resolution.approval_id,

@@ -9,6 +9,7 @@ import grpc
 
 from daemon import eventcodec
 from daemon.api import convert
+from daemon.api.interceptor import abort
 from daemon.approvals import Approvals
 from daemon.audit import AuditTrail
 from daemon.config import Config
@@ -48,9 +49,12 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         token = auth.token_from_metadata(context.invocation_metadata()) or ""
         runner_id = self._supervisor.runner_for_token(token)
         if runner_id is None or runner_id != request_runner_id:
-            await context.abort(
+            await abort(
+                context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"this token does not belong to runner {request_runner_id!r}",
+                "TOKEN_OF_ANOTHER_RUNNER",
+                {"runner_id": request_runner_id},
             )
         # Every call is a sign of life; the hang check needs nothing else.
         self._supervisor.seen(request_runner_id)
@@ -61,7 +65,11 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     ) -> worker_service_pb2.RegisterResponse:
         runner_id = await self._caller(request.runner_id, context)
         if not self._supervisor.register(runner_id, request.pid):
-            raise Aborted(f"{runner_id} is not expected to register now (pid {request.pid})")
+            raise Aborted(
+                f"{runner_id} is not expected to register now (pid {request.pid})",
+                reason="RUNNER_NOT_EXPECTED",
+                metadata={"runner_id": runner_id},
+            )
         return worker_service_pb2.RegisterResponse(
             heartbeat_interval_seconds=min(1.0, self._max_wait), max_wait_seconds=self._max_wait
         )
@@ -87,7 +95,11 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         self._supervisor.seen(runner_id)
         if claimed is None:
             if not self._supervisor.may_claim(runner_id):
-                raise Aborted(f"{runner_id} is stopping: it takes no new task")
+                raise Aborted(
+                    f"{runner_id} is stopping: it takes no new task",
+                    reason="RUNNER_STOPPING",
+                    metadata={"runner_id": runner_id},
+                )
             return worker_service_pb2.ClaimTaskResponse()
         return worker_service_pb2.ClaimTaskResponse(
             task=convert.task_to_proto(claimed.task),
