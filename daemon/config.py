@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from daemon.notify import NotifyConfig
+
 
 class ConfigError(Exception):
     pass
@@ -99,6 +101,7 @@ class Config:
     # Fresh task folders are removed this long after their task ended.
     workspace_retention_hours: float = 24.0
     events: EventPolicy = field(default_factory=EventPolicy)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,9 @@ class _Key:
     attr: str
     convert: Callable[[object], object]  # raises ValueError when not allowed
     allowed: str
-    # Keys of the runner policy live in Config.policy, of agents in Config.agent.
-    in_policy: bool = False
-    in_agent: bool = False
-    in_events: bool = False
+    # The Config field holding a nested group (policy, agent, events, notify); "" for
+    # Config's own fields.
+    group: str = ""
 
 
 def _number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[object], object]:
@@ -187,16 +189,37 @@ def _level(value: object) -> object:
     return value
 
 
+def _plain(kind: type) -> Callable[[object], object]:
+    """Type only: NotifyConfig.validate() checks the values and names the fix."""
+
+    def convert(value: object) -> object:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError
+        return value
+
+    return convert
+
+
+def _argv(value: object) -> object:
+    if value == "":
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError
+    return tuple(value)
+
+
 def _agent(attr: str, convert: Callable[[object], object], allowed: str) -> _Key:
-    return _Key(attr, convert, allowed, in_agent=True)
+    return _Key(attr, convert, allowed, "agent")
 
 
 def _events(attr: str, rule: tuple[Callable[[object], object], str]) -> _Key:
-    return _Key(attr, rule[0], rule[1], in_events=True)
+    return _Key(attr, rule[0], rule[1], "events")
 
 
 def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool = False) -> _Key:
-    return _Key(attr, rule[0], rule[1], policy)
+    return _Key(attr, rule[0], rule[1], "policy" if policy else "")
 
 
 _SCHEMA: dict[str, dict[str, _Key]] = {
@@ -208,10 +231,10 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "runners": {
         "count": _key("runners", _whole(0, 64)),
         "autorestart": _Key(
-            "autorestart", _autorestart, '"unexpected", "always" or "never"', in_policy=True
+            "autorestart", _autorestart, '"unexpected", "always" or "never"', "policy"
         ),
         "exitcodes": _Key(
-            "exitcodes", _exitcodes, "a non-empty list of exit codes 0 to 255", in_policy=True
+            "exitcodes", _exitcodes, "a non-empty list of exit codes 0 to 255", "policy"
         ),
         "start_timeout_seconds": _key("start_timeout_seconds", _seconds(0, 600), True),
         "heartbeat_timeout_seconds": _key("heartbeat_timeout_seconds", _seconds(0, 3600), True),
@@ -254,6 +277,15 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "deny": _agent("deny_rules", _strings, "a list of rules"),
         "skill_token_budget": _agent("skill_token_budget", *_whole(0, 1_000_000)),
     },
+    "notify": {
+        "webhook_url": _Key("webhook_url", _plain(str), 'an http(s) URL, or "" for none', "notify"),
+        "webhook_timeout_seconds": _Key(
+            "webhook_timeout_seconds", _plain(float), "seconds", "notify"
+        ),
+        "webhook_retries": _Key("webhook_retries", _plain(int), "a whole number", "notify"),
+        "command": _Key("command", _argv, 'a list such as ["notify-send", "{task_id}"]', "notify"),
+        "on_states": _Key("on_states", _strings, 'a list such as ["FAILED"]', "notify"),
+    },
     "events": {
         "max_age_days": _events(
             "max_age_days",
@@ -275,10 +307,7 @@ def parse(text: str, source: str = "config.toml") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    top: dict[str, object] = {}
-    policy: dict[str, object] = {}
-    agent: dict[str, object] = {}
-    events: dict[str, object] = {}
+    groups: dict[str, dict[str, object]] = {"": {}}
     for section, body in data.items():
         keys = _SCHEMA.get(section)
         if keys is None:
@@ -297,23 +326,15 @@ def parse(text: str, source: str = "config.toml") -> Config:
                 raise ConfigError(
                     f"{source}: {section}.{name} = {raw!r} is not allowed; use {key.allowed}"
                 ) from None
-            target = (
-                policy
-                if key.in_policy
-                else agent
-                if key.in_agent
-                else events
-                if key.in_events
-                else top
-            )
-            target[key.attr] = value
-    config = Config(**top)  # type: ignore[arg-type]
-    return replace(
-        config,
-        policy=replace(config.policy, **policy),  # type: ignore[arg-type]
-        agent=replace(config.agent, **agent),  # type: ignore[arg-type]
-        events=replace(config.events, **events),  # type: ignore[arg-type]
-    )
+            groups.setdefault(key.group, {})[key.attr] = value
+    config = Config(**groups.pop(""))  # type: ignore[arg-type]
+    nested = {g: replace(getattr(config, g), **v) for g, v in groups.items()}
+    config = replace(config, **nested)
+    try:
+        config.notify.validate()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
 
 
 def load(path: Path) -> Config:

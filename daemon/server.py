@@ -28,6 +28,8 @@ from daemon.audit import AuditTrail
 from daemon.bus import Bus
 from daemon.claims import Planner
 from daemon.config import Config
+from daemon.model import Task, TaskResult
+from daemon.notify import Completion, Notifier
 from daemon.secrets import Secrets
 from daemon.store import Store
 from daemon.supervision.journal import Journal
@@ -89,6 +91,20 @@ def _service_names() -> list[str]:
     ]
 
 
+def completion(task: Task) -> Completion:
+    result = task.result or TaskResult()
+    return Completion(
+        task_id=task.id,
+        state=task.state.value,
+        summary=result.summary,
+        error=result.error,
+        exit_code=result.exit_code,
+        kind="agent" if task.spec.agent is not None else "command",
+        ended_at=task.end_time or 0.0,
+        cost_usd=result.cost_usd,
+    )
+
+
 def runner_environment(config: Config) -> dict[str, str]:
     """The daemon's environment as runners inherit it (secrets were taken out at start)."""
     env = dict(os.environ)
@@ -123,6 +139,7 @@ async def serve(
         # Idle runners restart at once, busy ones after their task.
         await supervisor.restart_running(drain=True)
 
+    notifier = Notifier(config.notify, redactor.text)
     secrets = Secrets(
         SecretStore(paths.config_dir / "secrets.toml", env_secrets),
         redactor,
@@ -138,6 +155,7 @@ async def serve(
         config.secret_wait_seconds,
         Planner(paths.config_dir, clock),
         max_watcher_lag=config.events.max_watcher_lag,
+        on_finished=lambda task: notifier.notify(completion(task)),
     )
     audit = AuditTrail(store, clock)
     approvals = Approvals(tasks, audit, clock)
@@ -256,6 +274,7 @@ async def serve(
         await compaction
     await health_servicer.enter_graceful_shutdown()
     await supervisor.shutdown()
+    await notifier.aclose()
     await server.stop(grace=1.0)
     store.close()
     with contextlib.suppress(FileNotFoundError):

@@ -75,6 +75,7 @@ class TaskManager:
         secret_wait_seconds: float = 300.0,
         plan: Callable[[Task], Plan] = simple_plan,
         max_watcher_lag: int = 0,
+        on_finished: Callable[[Task], object] = lambda task: None,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -85,6 +86,7 @@ class TaskManager:
         self._plan = plan
         # A watcher this many events behind the newest is closed (0: never).
         self._max_lag = max_watcher_lag
+        self._on_finished = on_finished
 
     # -- clients -------------------------------------------------------------
 
@@ -424,6 +426,7 @@ class TaskManager:
         )
         log.info("task %s %s%s", task.id, state.value, f": {result.error}" if result.error else "")
         self._published(task.id, events)
+        self._on_finished(self.get(task.id))
 
     def _published(self, task_id: str, events: list[Event]) -> None:
         if events:

@@ -19,6 +19,7 @@ import pytest
 
 from daemon.notify import Completion, Notifier, NotifyConfig
 from shared.redact import MARK, Redactor
+from tests.support import Daemon, wait_until, write_config
 
 KEY = "sk-ant-api03-abcdefghijklmnop"
 # A token in the webhook's path (Slack-style): never logged.
@@ -270,3 +271,40 @@ async def test_webhook_and_command_both_deliver(hook: Hook, tmp_path: Path) -> N
     await notifier.aclose(timeout=10)
     assert [body["task_id"] for body in hook.bodies()] == ["t-cancel01"]
     assert out.read_text() == "t-cancel01\n"
+
+
+async def test_the_daemon_posts_when_a_task_ends(daemon: Daemon, home: Path) -> None:
+    """Wired end to end: config [notify] webhook_url, a command task, the POST."""
+    received: list[dict[str, object]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        write_config(
+            home,
+            f'[daemon]\ntcp_address = ""\n[runners]\ncount = 1\n[secrets]\nrequired = []\n'
+            f'[notify]\nwebhook_url = "{url}"\non_states = ["FAILED"]\n',
+        )
+        client = await daemon.start()
+        ok = await client.create(["true"])
+        bad = await client.create(["sh", "-c", "exit 4"])
+        for task in (ok, bad):
+            await client.events(task.id)
+        await wait_until(lambda: received, what="the webhook POST")
+        assert [r["task_id"] for r in received] == [bad.id]
+        assert received[0]["state"] == "FAILED" and received[0]["exit_code"] == 4
+    finally:
+        server.shutdown()
+        server.server_close()
