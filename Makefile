@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOC := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I .
 
-.PHONY: run test lint protos protos-check bench clean
+.PHONY: run test lint protos protos-check bench chaos reliability-report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ protos-check: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.run_all
+
+# Runners and the daemon SIGKILLed while 500 tasks run (full size; about a minute, at
+# most 150 s); exits non-zero when a task is lost, an event sequence breaks, the
+# database is damaged or a process is left. `make test` runs a short form.
+chaos: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.chaos 500 50 3 150
+
+# One table of every reliability figure (chaos, load, faults, fuzzing, security).
+reliability-report: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
