@@ -86,6 +86,8 @@ class EventPolicy:
 class Config:
     # "" turns TCP off; the unix socket is always on.
     tcp_address: str = "127.0.0.1:50051"
+    # New tasks are refused while the state folder has less free space than this.
+    min_free_mb: float = 64.0
     runners: int = 2
     default_timeout_seconds: float = 3600.0
     max_timeout_seconds: float = 86400.0
@@ -224,6 +226,9 @@ def _key(attr: str, rule: tuple[Callable[[object], object], str], policy: bool =
 
 _SCHEMA: dict[str, dict[str, _Key]] = {
     "daemon": {
+        "min_free_mb": _key(
+            "min_free_mb", (_number(float, 0, 1_000_000), "megabytes from 0 to 1000000")
+        ),
         "tcp_address": _Key(
             "tcp_address", _address, '"host:port" such as "127.0.0.1:50051", or "" to turn TCP off'
         ),

@@ -74,6 +74,12 @@ class ResourceExhausted(DaemonError):
     default_reason = "RESOURCE_EXHAUSTED"
 
 
+class StorageFull(ResourceExhausted):
+    """The state folder has no room: nothing new can be stored until space returns."""
+
+    default_reason = "STATE_DISK_FULL"
+
+
 class Unimplemented(DaemonError):
     default_reason = "UNIMPLEMENTED"
 

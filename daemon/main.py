@@ -12,6 +12,7 @@ import os
 import sys
 
 from daemon import config as configmod
+from daemon.errors import DaemonError
 from daemon.pidlock import PidLock
 from daemon.server import StartupError, serve
 from shared import paths as pathsmod
@@ -83,7 +84,8 @@ def main() -> int:
         return 2
     try:
         asyncio.run(serve(paths, config, env_secrets, redactor))
-    except StartupError as exc:
+    except (StartupError, DaemonError) as exc:
+        # A daemon that cannot start (a port in use, a full disk) says why, no traceback.
         log.error("%s", exc)
         return 1
     finally:

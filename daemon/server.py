@@ -28,6 +28,7 @@ from daemon.audit import AuditTrail
 from daemon.bus import Bus
 from daemon.claims import Planner
 from daemon.config import Config
+from daemon.diskspace import SpaceGuard
 from daemon.model import Task, TaskResult
 from daemon.notify import Completion, Notifier
 from daemon.secrets import Secrets
@@ -140,6 +141,7 @@ async def serve(
         await supervisor.restart_running(drain=True)
 
     notifier = Notifier(config.notify, redactor.text)
+    space = SpaceGuard(paths.state_dir, int(config.min_free_mb * 2**20))
     secrets = Secrets(
         SecretStore(paths.config_dir / "secrets.toml", env_secrets),
         redactor,
@@ -216,13 +218,13 @@ async def serve(
         log_path=str(paths.daemon_log),
     )
     task_service_pb2_grpc.add_TaskServiceServicer_to_server(
-        TaskService(tasks, config, redactor, approvals, audit), server
+        TaskService(tasks, config, redactor, approvals, audit, space), server
     )
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(
         WorkerService(tasks, supervisor, config, clock, redactor, approvals, audit), server
     )
     daemon_service_pb2_grpc.add_DaemonServiceServicer_to_server(
-        DaemonService(info, tasks, supervisor, shutdown, clock), server
+        DaemonService(info, tasks, supervisor, shutdown, clock, space), server
     )
     runner_service_pb2_grpc.add_RunnerServiceServicer_to_server(RunnerService(supervisor), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(tasks), server)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.errors import StorageFull
 from daemon.model import (
     TERMINAL_STATES,
     AgentConstraints,
@@ -180,13 +181,40 @@ def _event(row: sqlite3.Row) -> Event:
     )
 
 
+class _Connection(sqlite3.Connection):
+    """Turns SQLite's "disk is full" into the error callers act on, wherever it happens."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise _translated(exc) from exc
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise _translated(exc) from exc
+
+
+def _translated(exc: sqlite3.OperationalError) -> Exception:
+    if "full" not in str(exc) and "disk I/O" not in str(exc):
+        return exc
+    return StorageFull(
+        "the state folder has no space left: free some there (see `stigmer local status`"
+        " for its path); new work is refused until then, nothing stored is lost",
+    )
+
+
 class Store:
     """All reads and writes of tasks and events. Calls are short and synchronous;
     WAL keeps readers from blocking the writer."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode loses no committed transaction on a process crash,
@@ -220,10 +248,12 @@ class Store:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A failed COMMIT (a full disk) leaves the transaction open; end it.
+            with suppress(sqlite3.Error, StorageFull):
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     # -- tasks ---------------------------------------------------------------
 

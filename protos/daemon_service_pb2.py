@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos import task_pb2 as protos_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/daemon_service.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11protos/task.proto\"\x12\n\x10GetStatusRequest\"K\n\x0eTaskStateCount\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xbf\x02\n\x0c\x44\x61\x65monStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x13\n\x0bsocket_path\x18\x05 \x01(\t\x12\x13\n\x0btcp_address\x18\x06 \x01(\t\x12\x11\n\tstate_dir\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_path\x18\x08 \x01(\t\x12\x10\n\x08log_path\x18\t \x01(\t\x12\x15\n\rrunners_total\x18\n \x01(\r\x12\x17\n\x0frunners_running\x18\x0b \x01(\r\x12\x35\n\x0btask_counts\x18\x0c \x03(\x0b\x32 .stigmer.local.v1.TaskStateCount\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\xb3\x01\n\rDaemonService\x12O\n\tGetStatus\x12\".stigmer.local.v1.GetStatusRequest\x1a\x1e.stigmer.local.v1.DaemonStatus\x12Q\n\x08Shutdown\x12!.stigmer.local.v1.ShutdownRequest\x1a\".stigmer.local.v1.ShutdownResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprotos/daemon_service.proto\x12\x10stigmer.local.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11protos/task.proto\"\x12\n\x10GetStatusRequest\"K\n\x0eTaskStateCount\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.stigmer.local.v1.TaskState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\xd1\x02\n\x0c\x44\x61\x65monStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0euptime_seconds\x18\x04 \x01(\x01\x12\x13\n\x0bsocket_path\x18\x05 \x01(\t\x12\x13\n\x0btcp_address\x18\x06 \x01(\t\x12\x11\n\tstate_dir\x18\x07 \x01(\t\x12\x13\n\x0b\x63onfig_path\x18\x08 \x01(\t\x12\x10\n\x08log_path\x18\t \x01(\t\x12\x15\n\rrunners_total\x18\n \x01(\r\x12\x17\n\x0frunners_running\x18\x0b \x01(\r\x12\x35\n\x0btask_counts\x18\x0c \x03(\x0b\x32 .stigmer.local.v1.TaskStateCount\x12\x10\n\x08problems\x18\r \x03(\t\"\x11\n\x0fShutdownRequest\"\x12\n\x10ShutdownResponse2\xb3\x01\n\rDaemonService\x12O\n\tGetStatus\x12\".stigmer.local.v1.GetStatusRequest\x1a\x1e.stigmer.local.v1.DaemonStatus\x12Q\n\x08Shutdown\x12!.stigmer.local.v1.ShutdownRequest\x1a\".stigmer.local.v1.ShutdownResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,11 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSTATECOUNT']._serialized_start=121
   _globals['_TASKSTATECOUNT']._serialized_end=196
   _globals['_DAEMONSTATUS']._serialized_start=199
-  _globals['_DAEMONSTATUS']._serialized_end=518
-  _globals['_SHUTDOWNREQUEST']._serialized_start=520
-  _globals['_SHUTDOWNREQUEST']._serialized_end=537
-  _globals['_SHUTDOWNRESPONSE']._serialized_start=539
-  _globals['_SHUTDOWNRESPONSE']._serialized_end=557
-  _globals['_DAEMONSERVICE']._serialized_start=560
-  _globals['_DAEMONSERVICE']._serialized_end=739
+  _globals['_DAEMONSTATUS']._serialized_end=536
+  _globals['_SHUTDOWNREQUEST']._serialized_start=538
+  _globals['_SHUTDOWNREQUEST']._serialized_end=555
+  _globals['_SHUTDOWNRESPONSE']._serialized_start=557
+  _globals['_SHUTDOWNRESPONSE']._serialized_end=575
+  _globals['_DAEMONSERVICE']._serialized_start=578
+  _globals['_DAEMONSERVICE']._serialized_end=757
 # @@protoc_insertion_point(module_scope)

@@ -81,6 +81,7 @@ class DaemonStatus(_message.Message):
     RUNNERS_TOTAL_FIELD_NUMBER: _builtins.int
     RUNNERS_RUNNING_FIELD_NUMBER: _builtins.int
     TASK_COUNTS_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """The stigmer-local version."""
     pid: _builtins.int
@@ -109,6 +110,12 @@ class DaemonStatus(_message.Message):
     def task_counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskStateCount]:
         """Task counts by state (states with no task are left out)."""
 
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Conditions that need the user, in words (for example a nearly full state
+        folder, while new tasks are refused); empty when all is well.
+        """
+
     def __init__(
         self,
         *,
@@ -124,10 +131,11 @@ class DaemonStatus(_message.Message):
         runners_total: _builtins.int = ...,
         runners_running: _builtins.int = ...,
         task_counts: _abc.Iterable[Global___TaskStateCount] | None = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_path", b"config_path", "log_path", b"log_path", "pid", b"pid", "runners_running", b"runners_running", "runners_total", b"runners_total", "socket_path", b"socket_path", "start_time", b"start_time", "state_dir", b"state_dir", "task_counts", b"task_counts", "tcp_address", b"tcp_address", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_path", b"config_path", "log_path", b"log_path", "pid", b"pid", "problems", b"problems", "runners_running", b"runners_running", "runners_total", b"runners_total", "socket_path", b"socket_path", "start_time", b"start_time", "state_dir", b"state_dir", "task_counts", b"task_counts", "tcp_address", b"tcp_address", "uptime_seconds", b"uptime_seconds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

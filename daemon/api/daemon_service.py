@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from daemon import eventcodec
+from daemon.diskspace import SpaceGuard
 from daemon.supervision.states import RunnerState
 from daemon.supervision.supervisor import Supervisor
 from daemon.tasks import TaskManager
@@ -38,12 +39,14 @@ class DaemonService(daemon_service_pb2_grpc.DaemonServiceServicer):
         supervisor: Supervisor,
         shutdown: asyncio.Event,
         clock: Callable[[], float],
+        space: SpaceGuard,
     ) -> None:
         self._info = info
         self._tasks = tasks
         self._supervisor = supervisor
         self._shutdown = shutdown
         self._clock = clock
+        self._space = space
 
     async def GetStatus(
         self, request: daemon_service_pb2.GetStatusRequest, context: Context
@@ -63,6 +66,7 @@ class DaemonService(daemon_service_pb2_grpc.DaemonServiceServicer):
             log_path=self._info.log_path,
             runners_total=len(runners),
             runners_running=sum(r.state is RunnerState.RUNNING for r in runners),
+            problems=[p for p in (self._space.problem(),) if p],
             task_counts=[
                 daemon_service_pb2.TaskStateCount(
                     state=eventcodec.state_to_proto(state), count=count

@@ -10,6 +10,7 @@ from daemon.api import convert
 from daemon.approvals import Approvals
 from daemon.audit import AuditTrail
 from daemon.config import Config
+from daemon.diskspace import SpaceGuard
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, reason_for
 from daemon.tasks import TaskManager
 from protos import event_pb2, task_pb2, task_service_pb2, task_service_pb2_grpc
@@ -29,16 +30,19 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
         redactor: Redactor,
         approvals: Approvals,
         audit: AuditTrail,
+        space: SpaceGuard,
     ) -> None:
         self._tasks = tasks
         self._config = config
         self._redactor = redactor
         self._approvals = approvals
         self._audit = audit
+        self._space = space
 
     async def CreateTask(
         self, request: task_service_pb2.CreateTaskRequest, context: Context
     ) -> task_pb2.Task:
+        self._space.check()
         request_id = convert.request_id(request.request_id)
         spec = convert.spec_from_proto(request.spec, self._config, self._redactor)
         return convert.task_to_proto(self._tasks.create(spec, request_id))
