@@ -190,11 +190,11 @@ async def test_max_turns_ends_the_task(client: Client, api: FakeAnthropic) -> No
 
 
 async def test_the_cost_limit_ends_the_task(client: Client, api: FakeAnthropic) -> None:
-    # Sonnet input is $3 per million tokens: $1.50 a turn.
+    # Sonnet 4.6 input is $3 per million tokens: $1.50 a turn.
     turn = reply(tool_use("list_dir", {"path": "."}), input_tokens=500_000, output_tokens=0)
     api.script(turn, turn, turn)
     task = await create_agent(
-        client, "look around", model="claude-sonnet-4-5", limits={"max_cost_usd": 2.0}
+        client, "look around", model="claude-sonnet-4-6", limits={"max_cost_usd": 2.0}
     )
     events = await run_to_end(client, task)
     end = finished(events)

@@ -93,7 +93,7 @@ def api() -> Iterator[FakeAnthropic]:
 
 def agent_task(workspace: Path, prompt: str = "do the thing", **fields: Any) -> task_pb2.Task:
     limits = fields.pop("limits", {})
-    fields.setdefault("model", "claude-sonnet-4-5")
+    fields.setdefault("model", "claude-sonnet-4-6")
     fields.setdefault("policy_level", task_pb2.POLICY_LEVEL_AUTONOMOUS)
     spec = task_pb2.AgentSpec(prompt=prompt, limits=task_pb2.AgentLimits(**limits), **fields)
     return task_pb2.Task(
@@ -149,11 +149,11 @@ async def test_a_text_reply_succeeds_with_its_summary_and_usage(
     assert (message.text, message.stop_reason) == ("All done.", "end_turn")
     usage = calls.of("usage")[-1]
     assert (usage.input_tokens, usage.output_tokens, usage.turns) == (1000, 200, 1)
-    assert usage.model == "claude-sonnet-4-5" and usage.cost_usd == pytest.approx(0.006)
+    assert usage.model == "claude-sonnet-4-6" and usage.cost_usd == pytest.approx(0.006)
     [request] = api.message_requests
     assert request.api_key == KEY
     body = request.body
-    assert body["model"] == "claude-sonnet-4-5" and body["max_tokens"] == 1234
+    assert body["model"] == "claude-sonnet-4-6" and body["max_tokens"] == 1234
     assert body["stream"] is True
     assert str(tmp_path) in body["system"]
     assert {t["name"] for t in body["tools"]} >= {"bash", "read_file", "write_file", "edit_file"}
