@@ -258,7 +258,14 @@ class TaskManager:
             listener = self._bus.listener(busmod.QUEUE)
             candidate = self._store.next_queued()
             if candidate is not None:
-                plan = self._plan(candidate)
+                try:
+                    plan = self._plan(candidate)
+                except Exception as exc:
+                    # One task that cannot be prepared must not stall the queue behind it.
+                    log.exception("task %s cannot be prepared", candidate.id)
+                    error = f"the task could not be prepared: {type(exc).__name__}: {exc}"
+                    self._finish(candidate, TaskState.FAILED, TaskResult(error=error))
+                    continue
                 found: dict[str, str] = {}
                 if plan.requires:
                     found, missing = await self._resolve(plan.requires)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from daemon import eventcodec
+from daemon.api.task_service import check_position
 from daemon.errors import InvalidArgument
 from daemon.model import Event
 from daemon.tasks import TaskManager
@@ -41,6 +42,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                 and (not runner_ids or event.runner_id in runner_ids)
             )
 
+        check_position("after_cursor", request.after_cursor)
         start = request.after_cursor
         from_kept = not start and request.from_start
         if not start and not request.from_start:

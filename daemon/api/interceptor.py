@@ -73,8 +73,49 @@ async def abort(
     metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Ends the call with `code`, `message` and an ErrorInfo; always raises."""
+    # What callers sent is quoted back cut short: gRPC refuses trailers past 16 KiB,
+    # and the client would then see that instead of the error.
+    message = _cut(message, MAX_MESSAGE_CHARS)
+    short = {k: _cut(v, MAX_METADATA_CHARS) for k, v in (metadata or {}).items()}
     # grpc-stubs lacks it; grpc.aio has had it since 1.32.
-    await context.abort_with_status(rich_status(code, message, reason, metadata))  # type: ignore[attr-defined]
+    await context.abort_with_status(rich_status(code, message, reason, short))  # type: ignore[attr-defined]
+
+
+# Percent-encoded in the trailers: a non-ASCII character can take 6 bytes there.
+MAX_MESSAGE_CHARS = 600
+MAX_METADATA_CHARS = 120
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Malformed:
+    """A request body that is not valid protobuf for its method."""
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Lets a body that does not parse reach the guard, which answers INVALID_ARGUMENT
+    (gRPC itself would answer UNKNOWN and log a traceback)."""
+    if deserializer is None:
+        return None
+
+    def parse(body: bytes) -> Any:
+        try:
+            return deserializer(body)
+        except Exception:
+            return _Malformed()
+
+    return parse
+
+
+async def _refuse_malformed(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await abort(
+        context,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the request is not valid protobuf for this method: build it from the .proto files",
+        "MALFORMED_REQUEST",
+    )
 
 
 async def _abort_for(
@@ -99,6 +140,8 @@ def _guard_unary(
     behavior: Callable[..., Awaitable[Any]], redactor: Redactor
 ) -> Callable[..., Awaitable[Any]]:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if isinstance(request, _Malformed):
+            await _refuse_malformed(context)
         try:
             return await behavior(request, context)
         except (errors.DaemonError, Exception) as exc:
@@ -113,6 +156,8 @@ def _guard_stream(
     behavior: Callable[..., AsyncIterator[Any]], redactor: Redactor
 ) -> Callable[..., AsyncIterator[Any]]:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if isinstance(request, _Malformed):
+            await _refuse_malformed(context)
         try:
             async for item in behavior(request, context):
                 yield item
@@ -142,10 +187,10 @@ def _refuse(handler: Handler | None, refusal: Refusal, metadata: Mapping[str, st
         return grpc.unary_unary_rpc_method_handler(unary)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            stream, handler.request_deserializer, handler.response_serializer
+            stream, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     return grpc.unary_unary_rpc_method_handler(
-        unary, handler.request_deserializer, handler.response_serializer
+        unary, _tolerant(handler.request_deserializer), handler.response_serializer
     )
 
 
@@ -218,13 +263,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _guard_unary(handler.unary_unary, self._redactor),
-                handler.request_deserializer,
+                _tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _guard_stream(handler.unary_stream, self._redactor),  # type: ignore[arg-type]
-                handler.request_deserializer,
+                _tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         return handler

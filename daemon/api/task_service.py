@@ -76,6 +76,7 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
     async def WatchTask(
         self, request: task_service_pb2.WatchTaskRequest, context: Context
     ) -> AsyncIterator[task_service_pb2.WatchTaskResponse]:
+        check_position("after_seq", request.after_seq)
         async for events in self._tasks.watch(request.task_id, request.after_seq):
             yield task_service_pb2.WatchTaskResponse(
                 events=[eventcodec.to_proto(e) for e in events]
@@ -125,10 +126,20 @@ class TaskService(task_service_pb2_grpc.TaskServiceServicer):
         )
 
 
+# Positions are uint64 on the wire; the store counts in int64.
+MAX_POSITION = 2**63 - 1
+
+
+def check_position(field: str, value: int) -> None:
+    if value > MAX_POSITION:
+        raise InvalidArgument(field, value, "pass a seq or cursor from an event you received")
+
+
 def _page_token(token: str) -> int | None:
     if not token:
         return None
-    if not token.isdigit():
+    # ASCII digits only ("²" is a digit to str.isdigit), and within SQLite's integers.
+    if not (token.isascii() and token.isdigit() and len(token) <= 18):
         raise InvalidArgument("page_token", token, "pass the next_page_token of a previous page")
     return int(token)
 

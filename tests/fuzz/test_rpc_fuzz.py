@@ -9,10 +9,9 @@ protobuf. The property: each call answers within its deadline with OK or a statu
 the API documents, never INTERNAL, UNKNOWN or DEADLINE_EXCEEDED, and the daemon
 keeps running and answering.
 
-Defects the fuzzer found are pinned by `xfail(strict=True)` tests at the end, each
-with the exact input, and carved out of the fuzz (_known_defect, KNOWN_TRAILERS,
-RAW_UNKNOWN) so that it stays a regression check for everything else; when one is
-fixed, its xfail turns XPASS and fails: remove the mark and the carve-out together.
+The defects the fuzzer found (corrupt bodies answered UNKNOWN, page tokens and cursors
+past int64 answered INTERNAL, errors quoting long fields past gRPC's trailer limit) are
+fixed; the tests at the end keep their exact inputs.
 
 One daemon serves the whole module (1 runner, no TCP, no provider key, agents
 pointed at a closed port); every command a fuzzed task runs is under a folder that
@@ -37,7 +36,7 @@ import pytest
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protos import (
@@ -125,7 +124,6 @@ RAW_TRIED: Counter[str] = Counter()
 # What came back, by RPC and status (typed requests).
 ANSWERS: Counter[tuple[str, str]] = Counter()
 # Raw bodies that hit the known DecodeError -> UNKNOWN defect (see below).
-RAW_UNKNOWN: Counter[str] = Counter()
 
 
 # --- the RPCs ------------------------------------------------------------------
@@ -735,38 +733,9 @@ def _harmless(rpc: Rpc, message: Message) -> Message:
     return message
 
 
-# --- known defects, carved out of the fuzz (each pinned by an xfail test below) ------------
-
-
-INT64_MAX = 2**63 - 1
-
-
-def _bad_page_token(token: str) -> bool:
-    """A page_token that str.isdigit() lets through but int() refuses ("²", 5000
-    digits), or a number past SQLite's int64."""
-    if not token.isdigit():
-        return False
-    try:
-        return int(token) > INT64_MAX
-    except ValueError:
-        return True
-
-
-def _known_defect(rpc: Rpc, message: Any) -> str:
-    """Why this request is left out of the fuzz (a defect pinned below), or ""."""
-    if rpc.name in ("ListTasks", "ListAudit") and _bad_page_token(message.page_token):
-        return "page_token: see test_bad_page_tokens_are_invalid_argument"
-    if rpc.name == "WatchTask" and message.after_seq > INT64_MAX:
-        return "after_seq: see test_cursors_past_int64_are_refused"
-    if rpc.name == "Subscribe" and message.after_cursor > INT64_MAX:
-        return "after_cursor: see test_cursors_past_int64_are_refused"
-    return ""
-
-
-# Answers a client cannot read: the daemon's error echoes an over-long field in its
-# message and ErrorInfo metadata, and the trailers pass gRPC's 16 KiB metadata limit.
+# An answer a client cannot read: trailers past gRPC's 16 KiB metadata limit.
 TRAILERS_TOO_BIG = "metadata size exceeds hard limit"
-KNOWN_TRAILERS: Counter[str] = Counter()
+INT64_MAX = 2**63 - 1
 
 
 # --- requests: a valid baseline with fields replaced, or wholly random -------------------
@@ -899,10 +868,7 @@ def requests(draw: st.DrawFn, rpc: Rpc, builder: Builder) -> Shown:
 def _check(fuzz: Target, rpc: Rpc, code: C, details: str, sent: str) -> None:
     assert fuzz.alive(), f"the daemon died after {rpc} with {sent}:\n{fuzz.daemon.log_text()}"
     assert code != C.DEADLINE_EXCEEDED, f"{rpc} hung (no answer in {DEADLINE} s) for {sent}"
-    if code == C.RESOURCE_EXHAUSTED and TRAILERS_TOO_BIG in details:
-        # KNOWN: see test_errors_about_long_fields_stay_readable.
-        KNOWN_TRAILERS[rpc.path] += 1
-        return
+    assert TRAILERS_TOO_BIG not in details, f"{rpc}: an unreadable error for {sent}"
     assert code in DOCUMENTED, f"{rpc} answered {code.name}: {details!r} for {sent}"
 
 
@@ -918,14 +884,9 @@ def test_typed_requests_get_documented_statuses(
     builder = _builder(fresh, rpc)
     message = data.draw(requests(rpc, builder), label="request").message
     who = data.draw(WHO, label="token")
-    known = _known_defect(rpc, message)
-    if known:
-        note(f"skipped (known defect: {known})")
-        return
     TRIED[rpc.path] += 1
     code, details = fresh.run(fresh.call(rpc, message, who))
-    unreadable = code == C.RESOURCE_EXHAUSTED and TRAILERS_TOO_BIG in details
-    ANSWERS[str(rpc), "unreadable error (known)" if unreadable else code.name] += 1
+    ANSWERS[str(rpc), code.name] += 1
     _check(fresh, rpc, code, details, f"{_describe(message)} with the {who} token")
 
 
@@ -1008,16 +969,10 @@ def test_raw_bytes_get_documented_statuses(fresh: Target, rpc: Rpc, data: st.Dat
     if parsed is not None:
         # What parses is a request like any other: made as harmless, and as exempt.
         safe = _harmless(rpc, rpc.request.FromString(body))
-        if _known_defect(rpc, safe):
-            return
         if safe != parsed:
             body = safe.SerializeToString()
     RAW_TRIED[rpc.path] += 1
     code, details = fresh.run(fresh.call(rpc, body, who, raw=True))
-    if parsed is None and code == C.UNKNOWN and "DecodeError" in details:
-        # KNOWN: see test_corrupt_protobuf_is_invalid_argument.
-        RAW_UNKNOWN[rpc.path] += 1
-        code = C.INVALID_ARGUMENT
     _check(fresh, rpc, code, details, f"raw body {body[:300]!r} ({len(body)} bytes) as {who}")
 
 
@@ -1056,32 +1011,18 @@ def test_the_daemon_survived_the_fuzz(target: Target, capsys: pytest.CaptureFixt
     with capsys.disabled():
         print(
             f"\nfuzz: {typed + raw} inputs tried across {rpcs} RPCs"
-            f" ({typed} typed requests, {raw} raw bodies;"
-            f" {sum(RAW_UNKNOWN.values())} corrupt bodies hit the known UNKNOWN defect,"
-            f" {sum(KNOWN_TRAILERS.values())} answers the known unreadable-error one)"
+            f" ({typed} typed requests, {raw} raw bodies)"
         )
         by_rpc: dict[str, list[str]] = {}
         for (name, code), count in sorted(ANSWERS.items()):
             by_rpc.setdefault(name, []).append(f"{code} {count}")
         for name, codes in by_rpc.items():
             print(f"  {name}: {', '.join(codes)}")
-        if KNOWN_TRAILERS:
-            names = sorted(
-                p.removeprefix("/stigmer.local.v1.").replace("/", ".") for p in KNOWN_TRAILERS
-            )
-            print(f"  unreadable errors for long fields came from: {', '.join(names)}")
 
 
 # --- defects found, pinned with the exact inputs ------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: a request body that is not valid protobuf (b'\\xff', a cut varint, a length"
-    " past the end, groups nested past the parser's limit) gets UNKNOWN 'Unexpected <class"
-    " google.protobuf.message.DecodeError>' and a logged traceback on every RPC: gRPC's"
-    " deserializer raises before the interceptor's guard; it should be INVALID_ARGUMENT",
-)
 def test_corrupt_protobuf_is_invalid_argument(fresh: Target) -> None:
     wrong: list[str] = []
     for rpc in RPCS:
@@ -1116,13 +1057,6 @@ def _answers(fuzz: Target, calls: list[tuple[str, Message]]) -> list[Answer]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: ListTasks and ListAudit answer INTERNAL for a page_token that"
-    " str.isdigit() accepts but int() refuses ('²', 5000 digits: ValueError) or that is"
-    " past int64 ('9'*19: OverflowError from SQLite); _page_token in"
-    " daemon/api/task_service.py should refuse them with INVALID_ARGUMENT naming page_token",
-)
 def test_bad_page_tokens_are_invalid_argument(fresh: Target) -> None:
     calls: list[tuple[str, Message]] = []
     for token in ("²", "9" * 19, "9" * 20, "9" * 5000):
@@ -1132,13 +1066,6 @@ def test_bad_page_tokens_are_invalid_argument(fresh: Target) -> None:
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: WatchTask with after_seq >= 2**63 (on a task that exists) and Subscribe"
-    " with after_cursor >= 2**63 answer INTERNAL (OverflowError: Python int too large to"
-    " convert to SQLite INTEGER); the uint64 fields should be refused (INVALID_ARGUMENT or"
-    " OUT_OF_RANGE) or clamped before they reach the store",
-)
 def test_cursors_past_int64_are_refused(fresh: Target) -> None:
     task = fresh.task_ids[0]
     calls: list[tuple[str, Message]] = []
@@ -1159,14 +1086,6 @@ def test_cursors_past_int64_are_refused(fresh: Target) -> None:
 LONG = "x" * 70_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: errors echo an over-long field whole, in the status message and in the"
-    " ErrorInfo metadata (e.g. NOT_FOUND \"no task with id '<70 KB>'\" with metadata"
-    " task_id=<70 KB>): the trailers pass gRPC's 16 KiB metadata limit and the client gets"
-    " RESOURCE_EXHAUSTED 'received metadata size exceeds hard limit' instead of the error;"
-    " the echoed values should be cut (as InvalidArgument already cuts its repr to 80)",
-)
 def test_errors_about_long_fields_stay_readable(fresh: Target) -> None:
     calls: list[tuple[str, Message]] = [
         ("TaskService.GetTask", task_service_pb2.GetTaskRequest(task_id=LONG)),
