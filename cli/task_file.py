@@ -56,6 +56,11 @@ MAX_UINT64 = 2**64 - 1
 _SKILL = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# What PyYAML's SafeConstructor raises, besides YAMLError, for a scalar it cannot read:
+# ValueError for `2024-13-01`, `!!int abc` or `!!float x`, AttributeError for
+# `!!timestamp x`.
+_CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, AttributeError, TypeError, OverflowError)
 
 TOP_KEYS = (
     "id",
@@ -181,14 +186,23 @@ def local_repo(url: str, base: Path) -> str:
 
 def parse_task_file(text: str) -> TaskFile | list[Problem]:
     """The task file's content, or every problem found in it (sorted by line)."""
+    loader: yaml.SafeLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = yaml.SafeLoader(text)
+        root = loader.get_single_node()
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level; the reader stopped there.
+        line = loader.get_mark().line + 1 if loader is not None else None
+        return [Problem(line, "", "not valid YAML: nested too deeply; flatten the value")]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(p for p in (e.context, e.problem) if p) or "not valid YAML"
         return [Problem(mark.line + 1 if mark else None, "", f"not valid YAML: {what}")]
     except yaml.YAMLError as e:
         return [Problem(None, "", f"not valid YAML: {e}")]
+    finally:
+        if loader is not None:
+            loader.dispose()
     checker = _Checker()
     result = checker.top(root)
     if checker.problems:
@@ -204,8 +218,26 @@ def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """A scalar YAML cannot turn into a value (`!!int abc`, an unknown tag)."""
+
+    tag: str
+    text: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.tag} {self.text!r}, {self.why}"
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
+
+
 def _kind(node: Node, value: Any = None) -> str:
     """What a node holds, in a user's words (for "got …")."""
+    if isinstance(value, _Unreadable):
+        return str(value)
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
@@ -233,9 +265,19 @@ class _Checker:
     def scalar(self, node: ScalarNode) -> Any:
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError:
-            # A malformed timestamp, say: keep the text.
-            return node.value
+        except _CONSTRUCT_ERRORS as exc:
+            # The constructor holds on to a node it failed on; let it try afresh.
+            self._constructor.recursive_objects.pop(node, None)
+            if node.tag == _TIMESTAMP:
+                # A malformed timestamp (`2024-13-01`), say: keep the text.
+                return node.value
+            if node.tag not in self._constructor.yaml_constructors:
+                why = "an unknown tag"
+            elif isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+                why = exc.problem
+            else:
+                why = f"not a valid {_short_tag(node.tag).removeprefix('!!')}"
+            return _Unreadable(_short_tag(node.tag), str(node.value), why)
 
     # -- shapes --
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -121,6 +123,10 @@ def _number(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError
         if kind is int and not isinstance(value, int):
+            raise ValueError
+        # NaN compares false with everything, so the bounds below would let it through;
+        # and no bound here is infinite.
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
             raise ValueError
         if value < lo or value > hi or (lo_open and value == lo):
             raise ValueError
@@ -307,11 +313,59 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
 }
 
 
+def _recurses(text: str) -> bool:
+    try:
+        tomllib.loads(text)
+    except RecursionError:
+        return True
+    except tomllib.TOMLDecodeError:
+        return False
+    return False
+
+
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(?:#.*)?")
+_ASSIGN = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _too_deep(text: str, source: str) -> ConfigError:
+    """The error for a value nested deeper than tomllib can recurse, naming its line
+    and, when it can tell, its section and key."""
+    lines = text.splitlines(keepends=True)
+    # The first line whose prefix recurses too deep: tomllib reads left to right, so
+    # every longer prefix does too.
+    lo, hi = 1, max(len(lines), 1)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _recurses("".join(lines[:mid])):
+            hi = mid
+        else:
+            lo = mid + 1
+    section = ""
+    for line in lines[: lo - 1]:
+        header = _HEADER.fullmatch(line.rstrip("\r\n"))
+        if header:
+            section = header.group(1)
+    assign = _ASSIGN.match(lines[lo - 1]) if lines else None
+    name, hint = "a value", ""
+    if section and assign:
+        name = f"{section}.{assign.group(1)}"
+        key = _SCHEMA.get(section, {}).get(assign.group(1))
+        if key is not None:
+            hint = f"; use {key.allowed}"
+    elif section:
+        name = f"a value in [{section}]"
+    return ConfigError(f"{source}: line {lo}: {name} is nested too deeply{hint}")
+
+
 def parse(text: str, source: str = "config.toml") -> Config:
+    # Some editors start a UTF-8 file with a byte-order mark; TOML has no use for it.
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise _too_deep(text, source) from None
     groups: dict[str, dict[str, object]] = {"": {}}
     for section, body in data.items():
         keys = _SCHEMA.get(section)
@@ -345,9 +399,11 @@ def parse(text: str, source: str = "config.toml") -> Config:
 def load(path: Path) -> Config:
     """The config at `path`, or the defaults when there is no file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Config()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text: save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(text, str(path))

@@ -171,14 +171,59 @@ def _body(lines: list[str]) -> str:
     return "\n".join(lines[start:]).rstrip()
 
 
+class _BadValue(Exception):
+    """A scalar YAML cannot turn into a value: `2024-13-01`, `!!int abc`, `!!timestamp x`."""
+
+    def __init__(self, node: Any) -> None:
+        super().__init__(node)
+        self.node = node
+
+
+def _loader(text: str) -> Any:
+    """A safe loader whose constructor raises _BadValue, naming the node, where PyYAML's
+    SafeConstructor raises a bare ValueError or AttributeError (not a YAMLError)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, AttributeError, TypeError, OverflowError):
+                raise _BadValue(node) from None
+
+    return Loader(text)
+
+
 def _load_yaml(text: str, report: _Report) -> tuple[dict[Any, Any], dict[str, int]] | None:
     """The frontmatter as a mapping, and the file line of each key (metadata's as
     "metadata.KEY"); None after reporting why it is not one."""
     import yaml
 
+    loader = None
+    composed = False
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _loader(text)
+        node = loader.get_single_node()
+        composed = True
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        # PyYAML recurses once per nesting level; the reader stopped where it got too deep.
+        line = loader.get_mark().line if loader is not None and not composed else 0
+        report.add(
+            line + YAML_FIRST_LINE,
+            "YAML nested too deeply",
+            "flatten the value: frontmatter needs a few levels at most",
+        )
+        return None
+    except _BadValue as exc:
+        bad = exc.node
+        tag = str(bad.tag).removeprefix("tag:yaml.org,2002:")
+        report.add(
+            bad.start_mark.line + YAML_FIRST_LINE,
+            f"{bad.value!r} is not a valid {tag}",
+            "quote the value (and drop any '!!' tag) to keep it as text",
+        )
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + YAML_FIRST_LINE if mark is not None else YAML_FIRST_LINE
@@ -191,6 +236,9 @@ def _load_yaml(text: str, report: _Report) -> tuple[dict[Any, Any], dict[str, in
     except yaml.YAMLError as exc:
         report.add(YAML_FIRST_LINE, f"YAML error: {exc}", "fix the YAML between the '---' lines")
         return None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
         report.add(
             YAML_FIRST_LINE,

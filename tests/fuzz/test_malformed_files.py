@@ -3,10 +3,10 @@ problem (the config key, the task file's field and line, the skill's file and li
 and nothing crashes.
 
 Each kind has a catalogue of hand-made bad files (every config key included) and a
-Hypothesis property over generated ones. Defects found are pinned by
-`xfail(strict=True)` tests with the exact input, and the fuzz counts (instead of
-failing on) the inputs of those known crash classes; when one is fixed, its xfail
-turns XPASS and fails: remove the mark and the allowance together.
+Hypothesis property over generated ones. Crashes the fuzz once found (a config that is
+not UTF-8, NaN for a number key, values nested too deeply for the parsers, YAML scalars
+PyYAML cannot construct) keep a test each with the exact input, and the fuzz fails on
+any crash.
 """
 
 from __future__ import annotations
@@ -44,44 +44,19 @@ SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
 )
 
-# Inputs tried, by kind; inputs of a known crash class, by kind.
+# Inputs tried, by kind.
 TRIED: Counter[str] = Counter()
-KNOWN: Counter[str] = Counter()
 
-# --- what a malformed YAML document may crash the parsers with (pinned below) -----------
-
-# PyYAML's SafeConstructor raises plain ValueError / AttributeError (not YAMLError) for a
-# date-shaped scalar that is no date (`2024-13-01`), for `!!int abc`, `!!float x` and
-# `!!timestamp x`; and its composer recurses once per nesting level.
-DATE_LIKE = re.compile(r"\d{4}-\d\d?-\d\d?")
-
-
-def _nesting(text: str) -> int:
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-    return deepest
-
-
-def _known_yaml_crash(text: str, exc: BaseException) -> bool:
-    if isinstance(exc, RecursionError):
-        return _nesting(text) > 100
-    if isinstance(exc, ValueError | AttributeError):
-        return "!!" in text or bool(DATE_LIKE.search(text))
-    return False
-
+# Deeper than PyYAML's composer and tomllib can recurse (one call per level).
+DEEP = "[" * 1000 + "]" * 1000
 
 # --- config.toml ------------------------------------------------------------------------
 
-SECONDS_BAD = ("0", "-1", '"10"', "true", "inf", "[1]")
+SECONDS_BAD = ("0", "-1", '"10"', "true", "inf", "-inf", "nan", "[1]")
 # Bad values of every key, as TOML; each must be refused naming "section.key".
 CONFIG_BAD: dict[str, tuple[str, ...]] = {
     "daemon.tcp_address": ("5", '"localhost"', '"host:99999"', '":80"', '"host:"', "[]"),
-    "daemon.min_free_mb": ("-1", "1000001", '"64"', "true", "inf"),
+    "daemon.min_free_mb": ("-1", "1000001", '"64"', "true", "inf", "nan"),
     "runners.count": ("-1", "65", "1.5", '"2"', "true", "nan", "9223372036854775807"),
     "runners.autorestart": ('"sometimes"', "1", "true", '["always"]'),
     "runners.exitcodes": ("[]", "[256]", "[-1]", '["0"]', "0", "[true]", "[1.0]"),
@@ -118,14 +93,14 @@ CONFIG_BAD: dict[str, tuple[str, ...]] = {
     "notify.webhook_retries": ("-1", "11", "1.5", '"3"'),
     "notify.command": ('"notify-send hi"', '[""]', "[1]", '["{task_id}"]', '["x", "{nope}"]'),
     "notify.on_states": ("[]", '["RUNNING"]', '"FAILED"', "[1]"),
-    "events.max_age_days": ("0", "-1", "36501", '"30"', "inf"),
+    "events.max_age_days": ("0", "-1", "36501", '"30"', "inf", "nan"),
     "events.max_per_task": ("0", "1000000001", "1.5"),
     "events.max_events": ("0", "1000000001", "1.5"),
-    "events.compact_interval_minutes": ("0", "10081", '"10"', "inf"),
+    "events.compact_interval_minutes": ("0", "10081", '"10"', "inf", "nan"),
     "events.max_watcher_lag": ("0", "1000000001", "1.5"),
 }
-# Float keys that take NaN without a word (pinned: test_nan_is_refused_for_every_number_key).
-NAN_TAKEN = (
+# Float keys checked by daemon/config.py's _number() (test_nan_is_refused_for_every_number_key).
+NAN_KEYS = (
     "daemon.min_free_mb",
     *(k for k, v in CONFIG_BAD.items() if v[: len(SECONDS_BAD)] == SECONDS_BAD),
     "events.max_age_days",
@@ -156,7 +131,11 @@ def _config_cases() -> list[ConfigCase]:
         ConfigCase(b"[runners]\ncount = 1\n[runners]\n", ("not valid TOML", "line 3")),
         ConfigCase(b"just words\n", ("not valid TOML", "line 1")),
         ConfigCase(b'[daemon]\ntcp_address = "\x00"\n', ("not valid TOML",)),
-        ConfigCase(b"\xef\xbb\xbf[runners]\ncount = 1\n", ("not valid TOML", "line 1")),
+        # A byte-order mark is skipped: the key after it is read (and checked).
+        ConfigCase(b"\xef\xbb\xbf[runners]\ncount = 65\n", ("runners.count",)),
+        ConfigCase(b"\xef\xbb\xbf[runners\n", ("not valid TOML", "line 1")),
+        ConfigCase(b"[runners]\nexitcodes = [0, " + DEEP.encode() + b"]\n", ("runners.exitcodes",)),
+        ConfigCase(b"[agent]\nx = " + b"{a = " * 1000 + b"1" + b"}" * 1000 + b"\n", ("line 2",)),
         ConfigCase(b"[runner]\ncount = 1\n", ("unknown section [runner]",)),
         ConfigCase(b"count = 1\n", ("unknown section [count]",)),
         ConfigCase(b"runners = 1\n", ("runners must be a table",)),
@@ -225,12 +204,6 @@ def test_the_daemon_refuses_each_bad_config_naming_the_key(tmp_path: Path) -> No
     assert not any((h / "state").exists() for h in homes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: a config.toml that is not UTF-8 makes `python -m daemon` die with a"
-    " UnicodeDecodeError traceback (daemon/config.py load() catches only OSError around"
-    " path.read_text()) instead of 'bad configuration: ...: not UTF-8 text'",
-)
 def test_a_config_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     failure = _config_refusal(
         tmp_path, ConfigCase(b"[runners]\ncount = \xff\n", ("config.toml", "UTF-8"))
@@ -238,18 +211,9 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     assert not failure, failure
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: NaN is accepted for every float key checked by daemon/config.py's"
-    " _number() (runners.*_seconds, secrets.wait_seconds, tasks.default_timeout_seconds,"
-    " tasks.workspace_retention_hours, agent.max_wall_seconds, agent.max_cost_usd,"
-    " agent.approval_timeout_seconds, daemon.min_free_mb, events.max_age_days,"
-    " events.compact_interval_minutes): `value < lo or value > hi` is False for nan, so"
-    " the daemon starts with e.g. agent.max_cost_usd = nan (no cost limit ever trips)",
-)
 def test_nan_is_refused_for_every_number_key(tmp_path: Path) -> None:
     taken = []
-    for dotted in NAN_TAKEN:
+    for dotted in NAN_KEYS:
         section, key = dotted.split(".")
         try:
             configmod.parse(f"[{section}]\n{key} = nan\n")
@@ -257,7 +221,7 @@ def test_nan_is_refused_for_every_number_key(tmp_path: Path) -> None:
             assert dotted in str(exc)
         else:
             taken.append(dotted)
-    # And the daemon itself starts on one (quietly: no TCP, no runner).
+    # And the daemon itself refuses one (were it to start: quietly, no TCP, no runner).
     text = b'[daemon]\ntcp_address = ""\n[runners]\ncount = 0\n[secrets]\nrequired = []\n'
     failure = _config_refusal(
         tmp_path, ConfigCase(text + b"[agent]\nmax_cost_usd = nan\n", ("nan",)), timeout=3
@@ -265,16 +229,19 @@ def test_nan_is_refused_for_every_number_key(tmp_path: Path) -> None:
     assert not taken and not failure, (taken, failure)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: a config.toml value nested ~1000 deep (`count = [[[...]]]`) makes"
-    " `python -m daemon` die with a RecursionError traceback from tomllib (config.parse"
-    " catches only TOMLDecodeError) instead of a 'bad configuration' message",
-)
 def test_a_deeply_nested_config_value_is_named(tmp_path: Path) -> None:
-    text = b"[runners]\ncount = " + b"[" * 1000 + b"]" * 1000 + b"\n"
-    failure = _config_refusal(tmp_path, ConfigCase(text, ("runners",)))
+    text = b"[runners]\ncount = " + DEEP.encode() + b"\n"
+    failure = _config_refusal(
+        tmp_path, ConfigCase(text, ("line 2", "runners.count", "nested too deeply"))
+    )
     assert not failure, failure
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    file = tmp_path / "config.toml"
+    file.write_bytes(b"\xef\xbb\xbf[runners]\ncount = 3\n")
+    assert configmod.load(file).runners == 3
+    assert configmod.parse("\ufeff[agent]\nmax_turns = 7\n").agent.max_turns == 7
 
 
 # Generated config files: TOML built from sections, keys and values.
@@ -347,7 +314,7 @@ def _toml(doc: dict[str, dict[str, Any]]) -> str:
     st.one_of(
         DOCS.map(_toml),
         # Hand-made text around a generated document: cut, or with junk inserted.
-        st.tuples(DOCS.map(_toml), st.integers(0, 200), TEXT).map(
+        st.tuples(DOCS.map(_toml), st.integers(0, 200), st.one_of(TEXT, st.just(DEEP))).map(
             lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
         ),
         TEXT,
@@ -362,6 +329,8 @@ def test_generated_configs_are_read_or_named(text: str) -> None:
         assert message.startswith("config.toml: "), message
         if "not valid TOML" in message:
             assert re.search(r"line \d+|end of document", message), message
+        elif "nested too deeply" in message:
+            assert re.search(r": line \d+: ", message), message
         else:
             # It names a section or key of the document.
             doc = tomllib.loads(text)
@@ -369,9 +338,6 @@ def test_generated_configs_are_read_or_named(text: str) -> None:
                 f"{s}.{k}" for s, b in doc.items() if isinstance(b, dict) for k in b
             }
             assert any(n in message for n in named), message
-    except RecursionError as exc:
-        assert _nesting(text) > 100, exc
-        KNOWN["config file (generated)"] += 1
 
 
 # --- task files (`stigmer task submit`) --------------------------------------------------
@@ -539,6 +505,10 @@ HOSTILE_YAML = (
     "? x",
     "| \n  block",
     "> \n  folded",
+    "2024-13-01T25:00:00",
+    "!custom x",
+    DEEP,
+    "{a: " + DEEP + "}",
 )
 YAML_SCALARS = st.one_of(
     st.none(),
@@ -597,13 +567,7 @@ def yaml_texts(draw: st.DrawFn, docs: st.SearchStrategy[Any]) -> str:
 @given(yaml_texts(TASK_DOCS))
 def test_generated_task_files_are_read_or_every_problem_named(text: str) -> None:
     TRIED["task file (generated)"] += 1
-    try:
-        result = parse_task_file(text)
-    except (ValueError, AttributeError, RecursionError) as exc:
-        # KNOWN: see test_yaml_values_that_crash_the_task_file_parser.
-        assert _known_yaml_crash(text, exc), f"{type(exc).__name__}: {exc} for {text!r}"
-        KNOWN["task file (generated)"] += 1
-        return
+    result = parse_task_file(text)
     if isinstance(result, TaskFile):
         assert result.goal.strip()
         return
@@ -612,7 +576,7 @@ def test_generated_task_files_are_read_or_every_problem_named(text: str) -> None
     fields = {"goal"}  # a missing goal is named too
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         root = None
     if isinstance(root, yaml.MappingNode):
         fields |= {str(k.value) for k, _ in root.value if isinstance(k, yaml.ScalarNode)}
@@ -627,15 +591,6 @@ def test_generated_task_files_are_read_or_every_problem_named(text: str) -> None
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: cli/task_file.py parse_task_file raises instead of reporting a"
-    " problem: ValueError for a date-shaped value that is no date (`id: 2024-13-01`,"
-    " also as a key) and for `!!int abc` / `!!float x`, AttributeError for"
-    " `!!timestamp x` (_Checker.scalar catches only yaml.YAMLError, though its comment"
-    " promises to keep a malformed timestamp's text), RecursionError for values nested"
-    " ~1000 deep (yaml.compose); `stigmer task submit` then shows a traceback",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -789,13 +744,7 @@ def skill_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_generated_skills_parse_or_every_problem_named(skill_root: Path, text: str) -> None:
     TRIED["skill (generated)"] += 1
     folder = _skill(skill_root, text, "fuzz-skill")
-    try:
-        doc, problems = parse_skill(folder)
-    except (ValueError, AttributeError, RecursionError) as exc:
-        # KNOWN: see test_yaml_values_that_crash_the_skill_parser.
-        assert _known_yaml_crash(text, exc), f"{type(exc).__name__}: {exc} for {text!r}"
-        KNOWN["skill (generated)"] += 1
-        return
+    doc, problems = parse_skill(folder)
     if doc is not None:
         assert isinstance(doc, SkillDoc) and not problems
         assert doc.name == "fuzz-skill" and doc.body.strip()
@@ -808,14 +757,6 @@ def test_generated_skills_parse_or_every_problem_named(skill_root: Path, text: s
         assert problem.message and problem.fix
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: shared/skillformat.py parse_skill raises instead of returning problems:"
-    " _load_yaml catches only yaml errors, so yaml.safe_load's ValueError (a date-shaped"
-    " value that is no date, e.g. `since: 2024-13-01` anywhere in the frontmatter;"
-    " `!!int abc`), AttributeError (`!!timestamp x`) and RecursionError (nesting ~1000"
-    " deep) escape; the registry, `stigmer skills validate` and the daemon all call it",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -841,19 +782,15 @@ BAD_DATE_SKILL = _front("name: bad-date\ndescription: d\nmetadata:\n  since: 202
 def quiet_home(home: Path) -> Path:
     write_config(
         home,
-        '[daemon]\ntcp_address = ""\n[runners]\ncount = 1\n[secrets]\nrequired = []\n'
+        '[daemon]\ntcp_address = ""\n[runners]\ncount = 1\n'
+        # An agent task waits no more than a second for its provider key: it then fails,
+        # having been claimed (skills chosen) all the same.
+        "[secrets]\nrequired = []\nwait_seconds = 1\n"
         '[agent]\nbase_url = "http://127.0.0.1:9"\n',
     )
     return home
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: one user skill whose frontmatter holds a date-shaped value that is no"
-    " date (~/.config/stigmer/skills/bad-date/SKILL.md with `since: 2024-13-01`) makes"
-    " SkillService.ListSkills and GetSkill (of any skill) answer INTERNAL (the registry"
-    " scan raises ValueError), instead of listing it with its problems",
-)
 async def test_a_bad_user_skill_is_listed_with_its_problems(
     daemon: Daemon, quiet_home: Path
 ) -> None:
@@ -868,14 +805,6 @@ async def test_a_bad_user_skill_is_listed_with_its_problems(
     assert bad and bad[0].problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Defect: an agent task whose workspace holds .stigmer/skills/x/SKILL.md with a"
-    " date-shaped value that is no date (`since: 2024-13-01`) wedges the queue: the claim"
-    " planner (daemon/claims.py, Registry.scan) raises ValueError, so every"
-    " WorkerService.ClaimTask answers INTERNAL while that task heads the queue and no"
-    " task behind it (here `true`) ever runs; a cloned repository can do this",
-)
 async def test_a_bad_workspace_skill_does_not_stop_the_queue(
     daemon: Daemon, quiet_home: Path, tmp_path: Path
 ) -> None:
@@ -903,6 +832,10 @@ async def test_a_bad_workspace_skill_does_not_stop_the_queue(
         return all([(await client.get(t.id)).state in ended for t in (agent, after)])
 
     await wait_until(both_ended, 10, "the agent task and the task behind it to end")
+    assert (await client.get(after.id)).state == task_pb2.TASK_STATE_SUCCEEDED
+    # The agent task was prepared (its skills chosen): it ended for want of its key.
+    error = (await client.get(agent.id)).result.error
+    assert "could not be prepared" not in error and "ANTHROPIC_API_KEY" in error, error
 
 
 # --- the count -----------------------------------------------------------------------------
@@ -913,5 +846,4 @@ def test_zz_the_count(capsys: pytest.CaptureFixture[str]) -> None:
     total = sum(TRIED.values())
     with capsys.disabled():
         parts = ", ".join(f"{kind} {count}" for kind, count in sorted(TRIED.items()))
-        known = ", ".join(f"{kind} {count}" for kind, count in sorted(KNOWN.items())) or "none"
-        print(f"\nmalformed files: {total} inputs tried ({parts}); known crash class hit: {known}")
+        print(f"\nmalformed files: {total} inputs tried ({parts})")
