@@ -4,13 +4,14 @@ get, and for an agent the skills it is offered (with the event that says so)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon import eventcodec
 from daemon.model import NewEvent, Task
 from daemon.skills import Registry, choose
 from daemon.skills.sources import skill_sources
+from shared.secretstore import PROVIDER_KEY
 from shared.skillformat import SkillDoc
 
 
@@ -20,6 +21,11 @@ class Plan:
     env: tuple[str, ...]  # secrets its programs (or tools) get
     skills: tuple[SkillDoc, ...] = ()
     events: tuple[NewEvent, ...] = ()
+    # Who needs a secret, for the `secret_required` event (default: the task).
+    needed_by: dict[str, str] = field(default_factory=dict)
+
+    def who_needs(self, secret: str) -> str:
+        return self.needed_by.get(secret, "task")
 
 
 class Planner:
@@ -45,4 +51,8 @@ class Planner:
             list(choice.left_out),
             self._clock(),
         )
-        return Plan((*task.spec.requires, *secrets), secrets, choice.skills, (event,))
+        needed_by = {PROVIDER_KEY: "provider"}
+        for doc in choice.skills:
+            for secret in doc.secrets:
+                needed_by.setdefault(secret, f"skill {doc.name}")
+        return Plan((*task.spec.requires, *secrets), secrets, choice.skills, (event,), needed_by)

@@ -270,7 +270,7 @@ class TaskManager:
                 if plan.requires:
                     found, missing = await self._resolve(plan.requires)
                     if missing:
-                        self._block(candidate, missing[0])
+                        self._block(candidate, missing[0], plan.who_needs(missing[0]))
                         continue
                 if not wanted():
                     return None
@@ -291,12 +291,11 @@ class TaskManager:
                 return None
         return None
 
-    def _block(self, task: Task, secret: str) -> None:
+    def _block(self, task: Task, secret: str, needed_by: str) -> None:
         now = self._clock()
         deadline = now + self._secret_wait
-        events = self._store.block(
-            task.id, secret, deadline, eventcodec.secret_required(secret, "task", deadline, now)
-        )
+        event = eventcodec.secret_required(secret, needed_by, deadline, now)
+        events = self._store.block(task.id, secret, deadline, event)
         log.warning(
             "task %s waits for secret %s (until it is set, or %.0f s)",
             task.id,

@@ -305,7 +305,7 @@ async def test_a_skill_secret_that_is_not_set_is_asked_for(
         return found[0] if found else None
 
     event = await wait_until(required, 20, "the secret_required event")
-    assert event.name == "SKILL_TOKEN"
+    assert event.name == "SKILL_TOKEN" and event.needed_by == "skill token-user"
     assert api.message_requests == []  # it never ran
     await client.tasks.CancelTask(
         task_service_pb2.CancelTaskRequest(task_id=task.id), metadata=client.md
