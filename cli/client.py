@@ -74,7 +74,30 @@ def cli_error_from_rpc(error: grpc.aio.AioRpcError) -> CliError:
         message = "the daemon refused our token (UNAUTHENTICATED)"
     else:
         message = details or code.name
-    return CliError(f"error: {message}", exit_code_for(code), rpc_code=code.name)
+    reason, metadata = _error_info(error)
+    return CliError(
+        f"error: {message}",
+        exit_code_for(code),
+        rpc_code=code.name,
+        reason=reason,
+        metadata=metadata,
+    )
+
+
+def _error_info(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    """The daemon's ErrorInfo (reason, metadata) from the rich status, if any."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:
+        return "", {}
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason), dict(info.metadata)
+    return "", {}
 
 
 class DaemonClient:

@@ -41,12 +41,22 @@ DAEMON_NOT_RUNNING_MESSAGE = "daemon not running: start it with `stigmer local s
 class CliError(Exception):
     """A failure to report as one line on stderr, with an exit code."""
 
-    def __init__(self, message: str, exit_code: int = ExitCode.FAILURE, rpc_code: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        exit_code: int = ExitCode.FAILURE,
+        rpc_code: str = "",
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = int(exit_code)
-        # The gRPC status code's name when the daemon refused a call ("" otherwise).
+        # The gRPC status code's name when the daemon refused a call ("" otherwise),
+        # and its ErrorInfo reason and metadata (what a command may act on).
         self.rpc_code = rpc_code
+        self.reason = reason
+        self.metadata = metadata or {}
 
 
 class UsageError(CliError):

@@ -45,6 +45,15 @@ async def follow_task(
                             return
         except DaemonNotRunning:
             pass
+        except CliError as exc:
+            if exc.reason == "CURSOR_TOO_OLD" and exc.metadata.get("first_seq", "").isdigit():
+                first = int(exc.metadata["first_seq"])
+                say(f"stigmer: events before #{first} were compacted away; following from there")
+                last_seq = first - 1
+                continue
+            if exc.reason != "WATCHER_TOO_SLOW":
+                raise
+            continue  # closed for falling behind: resume at once from the last event seen
         # The stream broke, or ended before `finished` (a daemon shutting down).
         now = time.monotonic()
         if broken_since is None:

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import STIGMER, Daemon, env_for, gone, processes_with, stigmer, wait_until
+from tests.support import (
+    STIGMER,
+    Daemon,
+    env_for,
+    gone,
+    processes_with,
+    stigmer,
+    wait_until,
+    write_config,
+)
 
 NOT_RUNNING = "daemon not running: start it with `stigmer local start`\n"
 
@@ -172,3 +181,24 @@ def test_start_with_a_bad_config_says_why(home: Path) -> None:
     assert result.returncode == 1
     assert "runners.count = 100 is not allowed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_watch_of_a_compacted_task_follows_what_is_kept(daemon: Daemon, home: Path) -> None:
+    write_config(
+        home,
+        '[daemon]\ntcp_address = ""\n[runners]\ncount = 1\n[secrets]\nrequired = []\n'
+        "[events]\nmax_per_task = 3\n",
+    )
+    client = await daemon.start()
+    task = await client.create(
+        ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo line$i; sleep 0.01; done"]
+    )
+    await client.events(task.id)
+    for channel in daemon.channels:
+        await channel.close(None)
+    daemon.stop()
+    await daemon.start()  # compaction runs at start
+    result = stigmer(home, "task", "watch", task.id)
+    assert result.returncode == 0, result.stderr
+    assert "compacted away" in result.stderr
+    assert "line1" not in result.stdout
