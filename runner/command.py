@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
-import functools
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from protos import event_pb2, task_pb2
+from runner.attempt import Attempt, Stop
 from runner.childproc import ChildProcess
 from runner.client import TaskCalls
 from runner.errors import AttemptLost, DaemonUnavailable
 from runner.heartbeat import keep_alive
 from runner.launch import Launch, LaunchError, prepare, spawn_error
 from runner.procgroup import kill_group, signal_group
-from runner.publisher import EventPublisher
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +29,6 @@ CHUNK = 65536
 _STREAMS = {1: event_pb2.LOG_STREAM_STDOUT, 2: event_pb2.LOG_STREAM_STDERR}
 
 S = task_pb2.TaskState
-
-
-class Stop(enum.Enum):
-    """Why the program is stopped before it ends by itself."""
-
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed out"
-    LOST = "attempt lost"
-    UNAVAILABLE = "daemon unavailable"
 
 
 @dataclass(frozen=True)
@@ -87,7 +75,7 @@ async def run_command(
         await run.close()
 
 
-class _Run:
+class _Run(Attempt):
     """The moving parts of one running attempt."""
 
     def __init__(
@@ -99,23 +87,14 @@ class _Run:
         launch: Launch,
         kill_grace: float,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        super().__init__(client, task.id, attempt)
         self._task = task
         self._child = child
         self._launch = launch
         self._kill_grace = kill_grace
         self._client = client
         self._attempt = attempt
-        self._stop: asyncio.Future[Stop] = loop.create_future()
-        self._publisher = EventPublisher(
-            functools.partial(client.publish, task.id, attempt),
-            on_cancel=lambda: self._decide(Stop.CANCELLED),
-            on_failure=self._delivery_failed,
-        )
-        self._helpers: set[asyncio.Task[None]] = set()
         self._paused = False
-        self._delivery_error: BaseException | None = None
-        self._timer: asyncio.TimerHandle | None = None
 
     async def supervise(
         self, heartbeat_wait: float, on_drain: Callable[[], None]
@@ -168,29 +147,8 @@ class _Run:
         return self._outcome(stop, timeout)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        helpers = list(self._helpers)
-        for helper in helpers:
-            helper.cancel()
-        for helper in helpers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await helper
-        await self._publisher.aclose()
+        await self._end_helpers()
         self._child.close()
-
-    def _spawn_helper(self, work: Coroutine[Any, Any, None]) -> None:
-        helper = asyncio.create_task(work)
-        self._helpers.add(helper)
-        helper.add_done_callback(self._helpers.discard)
-
-    def _decide(self, stop: Stop) -> None:
-        if not self._stop.done():
-            self._stop.set_result(stop)
-
-    def _delivery_failed(self, exc: BaseException) -> None:
-        self._delivery_error = exc
-        self._decide(Stop.LOST if isinstance(exc, AttemptLost) else Stop.UNAVAILABLE)
 
     def _on_output(self, fd: int, data: bytes) -> None:
         stream = _STREAMS[fd]

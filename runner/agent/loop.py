@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,13 +25,13 @@ from protos import event_pb2, task_pb2, worker_service_pb2
 from runner.agent import errors, prices
 from runner.agent.prompt import CONTINUE, always_rule, approval_summary, cut, system_prompt
 from runner.agent.skills import OfferedSkills
+from runner.attempt import Attempt, Stop
 from runner.client import AgentCalls, describe
 from runner.command import Outcome
 from runner.errors import AttemptLost, DaemonUnavailable, Transient
 from runner.heartbeat import keep_alive
 from runner.launch import ENV_SECRET_NAMES, task_environment
 from runner.policy import Level, RuleError, Rules, Verdict, decide, parse_rules
-from runner.publisher import EventPublisher
 from runner.tools import TOOL_SPECS, Constraints, ToolError, ToolResult, Workspace, run_tool
 from shared.redact import Redactor
 
@@ -69,15 +67,6 @@ _DECISIONS = {
     Verdict.ASK: event_pb2.DECISION_ASK,
     Verdict.DENY: event_pb2.DECISION_DENY,
 }
-
-
-class Stop(enum.Enum):
-    """Why the run is stopped from outside the conversation."""
-
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed out"
-    LOST = "attempt lost"
-    UNAVAILABLE = "daemon unavailable"
 
 
 class _Ended(Exception):
@@ -210,7 +199,7 @@ def _outcome(state: task_pb2.TaskState.ValueType, error: str, totals: _Totals) -
     )
 
 
-class _Run:
+class _Run(Attempt):
     """The moving parts of one running attempt."""
 
     def __init__(
@@ -226,7 +215,7 @@ class _Run:
         skills: OfferedSkills,
         redactor: Redactor,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        super().__init__(client, task.id, attempt)
         spec = task.spec.agent
         self._client = client
         self._task = task
@@ -247,15 +236,6 @@ class _Run:
         self._pre_approved: list[str] = _valid_rules(skills.allowed_tools(), task.id)
         self._totals = _Totals()
         self._system = system_prompt(str(workspace.given_root)) + skills.prompt_section()
-        self._stop: asyncio.Future[Stop] = loop.create_future()
-        self._publisher = EventPublisher(
-            functools.partial(client.publish, task.id, attempt),
-            on_cancel=lambda: self._decide(Stop.CANCELLED),
-            on_failure=self._delivery_failed,
-        )
-        self._helpers: set[asyncio.Task[None]] = set()
-        self._delivery_error: BaseException | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._work: asyncio.Task[Outcome] | None = None
         if self._price is None:
             log.warning(
@@ -333,31 +313,10 @@ class _Run:
         return _outcome(S.TASK_STATE_CANCELLED, "cancelled", self._totals)
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         if self._work is not None and not self._work.done():
             self._work.cancel()
             await asyncio.wait([self._work])
-        helpers = list(self._helpers)
-        for helper in helpers:
-            helper.cancel()
-        for helper in helpers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await helper
-        await self._publisher.aclose()
-
-    def _spawn_helper(self, work: Coroutine[Any, Any, None]) -> None:
-        helper = asyncio.create_task(work)
-        self._helpers.add(helper)
-        helper.add_done_callback(self._helpers.discard)
-
-    def _decide(self, stop: Stop) -> None:
-        if not self._stop.done():
-            self._stop.set_result(stop)
-
-    def _delivery_failed(self, exc: BaseException) -> None:
-        self._delivery_error = exc
-        self._decide(Stop.LOST if isinstance(exc, AttemptLost) else Stop.UNAVAILABLE)
+        await self._end_helpers()
 
     def _publish(self, event: event_pb2.Event) -> None:
         self._publisher.publish(event)
