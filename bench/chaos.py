@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 import grpc
 import psutil
 
-from bench.common import PY, REPO, BenchDaemon
+from bench.common import PY, REPO, BenchDaemon, terminate
 from protos import (
     daemon_service_pb2,
     daemon_service_pb2_grpc,
@@ -139,16 +139,7 @@ class ChaosDaemon(BenchDaemon):
 
     def terminate(self, timeout: float = 30) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
     def remove(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)

@@ -63,6 +63,20 @@ def home_env(home: Path) -> dict[str, str]:
     return env
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGTERM, then SIGKILL after `timeout`; the exit code (None: never started)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class BenchDaemon:
     """A daemon on a fresh STIGMER_HOME, TCP off. `runner_config` is extra TOML lines
     for the [runners] table, for example "stable_seconds = 0.5"; `config` is more TOML
@@ -122,13 +136,7 @@ class BenchDaemon:
         )
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 30)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from typing import Any
 import grpc
 import psutil
 
-from bench.common import PY, REPO, BenchDaemon, median, percentile
+from bench.common import PY, REPO, BenchDaemon, median, percentile, terminate
 from protos import (
     daemon_service_pb2,
     daemon_service_pb2_grpc,
@@ -90,16 +89,7 @@ class LoadDaemon(BenchDaemon):
             )
 
     def terminate(self, timeout: float = 60) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
     def remove(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
